@@ -1,0 +1,23 @@
+"""instruments_jax: classify musical instruments from audio with ResNet50 on Keras 3 / JAX."""
+
+import os
+
+# Keras picks its backend once, at first import: make it JAX before anyone imports keras.
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+CLASSES = ("guitar", "drum", "violin", "piano")
+
+__all__ = ["CLASSES", "build_model", "configs"]
+
+
+def __getattr__(name):
+  # Lazy, so that data-loading worker processes never import keras or jax.
+  if name == "build_model":
+    from instruments_jax.model import build_model
+
+    return build_model
+  if name == "configs":
+    from instruments_jax import configs
+
+    return configs
+  raise AttributeError(name)

@@ -1,0 +1,80 @@
+"""The seed's recipe, field by field (../shared/seed/hydrogen_torch_config.yaml).
+
+Every setting of the seed has a field here with the seed's value; the comment
+names the seed's key where ours differs in spelling.
+"""
+
+import ml_collections
+
+
+def get_config():
+  c = ml_collections.ConfigDict()
+  c.name = "baseline"
+  c.seed = -1  # environment.seed: -1 draws one, logs it and writes it to config.json
+
+  c.model = ml_collections.ConfigDict()
+  c.model.backbone = "resnet50"  # architecture.backbone
+  c.model.weights = "imagenet"  # architecture.pretrained=true; or a .h5 path, or "none"
+  c.model.pool = "avg"  # architecture.pool=Average
+  c.model.dropout = 0.0  # architecture.dropout
+  c.model.input_channels = 1  # conv1's ImageNet kernel summed over RGB
+
+  c.audio = ml_collections.ConfigDict()
+  c.audio.sample_rate = 44100
+  c.audio.stft_window_size = 2048
+  c.audio.hop_size = 512
+  c.audio.mel_bins = 128  # mel_frequency_bins
+  c.audio.fmin = 50.0  # minimum_frequency
+  c.audio.fmax = 16000.0  # maximum_frequency
+  c.audio.top_db = 80.0  # librosa.power_to_db's default floor
+  c.audio.normalization = "none"  # spectrogram_normalization=No
+  c.audio.training_chunk_seconds = 60.0
+
+  c.augmentation = ml_collections.ConfigDict()
+  c.augmentation.mix_audio = "disabled"  # disabled | mixup
+  c.augmentation.mix_concentration = 1.0
+  c.augmentation.mix_iterations = 1
+  c.augmentation.mix_probability = 1.0
+  c.augmentation.mix_target = "ratio"
+
+  c.data = ml_collections.ConfigDict()
+  c.data.path = "synth"  # "synth" (embedded, rendered lazily) or a dataset directory
+  c.data.synth_seed = 0
+  c.data.audio_column = "FileName"
+  c.data.label_column = "Class"
+  c.data.validation_strategy = "kfold"
+  c.data.num_folds = 5  # validation_size=0.2
+  c.data.validation_fold = 4  # folds=['4']
+  c.data.fold_seed = 0
+  c.data.data_sample = 1.0
+  c.data.num_workers = 4  # environment.number_of_workers
+  c.data.skip_bad_files = False
+
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 8
+  c.train.drop_last_batch = True
+  c.train.epochs = 5
+  c.train.evaluation_epochs = 1
+  c.train.optimizer = "adamw"
+  c.train.learning_rate = 1e-3
+  c.train.weight_decay = 0.0
+  c.train.schedule = "cosine"
+  c.train.warmup_epochs = 0.0
+  c.train.gradient_clip = 0.0
+  c.train.grad_accumulation = 1
+  c.train.loss = "bce"  # bce (seed) | softmax
+  c.train.mixed_precision = True  # environment.mixed_precision_training
+  c.train.log_every_steps = 10
+
+  c.prediction = ml_collections.ConfigDict()
+  c.prediction.inference_chunk_method = "fix"
+  c.prediction.inference_chunk_seconds = 60.0
+  c.prediction.max_inference_chunk_seconds = 600.0
+  c.prediction.metric = "roc_auc"
+  c.prediction.probability_threshold = 0.5
+  c.prediction.batch_size = 8
+  c.prediction.mixed_precision = False  # environment.mixed_precision_inference
+
+  c.logging = ml_collections.ConfigDict()
+  c.logging.number_of_audios = 8
+  return c

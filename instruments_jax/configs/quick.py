@@ -1,0 +1,25 @@
+"""The baseline pipeline sized for a 2-core CPU: minutes, no network.
+
+Same data, features, model, loss and schedule as `baseline`; smaller input
+(64 mel bins x 2 s chunks), a bigger batch, float32 (bf16 is slower on CPU),
+and no ImageNet weights (they cannot be downloaded offline).
+"""
+
+from instruments_jax.configs import baseline
+
+
+def get_config():
+  c = baseline.get_config()
+  c.name = "quick"
+  c.seed = 0
+  c.model.weights = "none"
+  c.audio.mel_bins = 64
+  c.audio.training_chunk_seconds = 2.0
+  c.data.num_workers = 2
+  c.train.batch_size = 32
+  c.train.epochs = 3
+  c.train.mixed_precision = False
+  c.prediction.inference_chunk_seconds = 2.0
+  c.prediction.max_inference_chunk_seconds = 6.0
+  c.prediction.batch_size = 64
+  return c
