@@ -17,7 +17,7 @@ def __getattr__(name):
 
     return build_model
   if name == "configs":
-    from instruments_jax import configs
+    import importlib
 
-    return configs
+    return importlib.import_module("instruments_jax.configs")
   raise AttributeError(name)

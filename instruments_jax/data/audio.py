@@ -1,0 +1,62 @@
+"""Decoding: any file soundfile reads, as mono float32 at the config's rate, with one error type."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class DataError(ValueError):
+  """A file, row or dataset that cannot be used; the message names it and says why."""
+
+
+def info(path: str) -> tuple[float, int, int]:
+  """Returns (duration_s, sample_rate, channels) from the header, without decoding."""
+  import soundfile as sf
+
+  try:
+    i = sf.info(path)
+  except Exception as e:  # soundfile raises several types for unreadable files
+    raise DataError(f"cannot read {path!r}: {_reason(e)}") from None
+  if i.frames <= 0 or i.samplerate <= 0:
+    raise DataError(f"cannot use {path!r}: it holds no audio samples")
+  return i.frames / i.samplerate, int(i.samplerate), int(i.channels)
+
+
+def load_window(path: str, start: float, duration: float, sample_rate: int) -> np.ndarray:
+  """Decodes [start, start + duration) seconds of a file: mono float32, exactly duration * rate samples.
+
+  Reads only the frames it needs, downmixes by averaging channels, resamples
+  with soxr, and zero-pads past the end of the file.
+  """
+  import soundfile as sf
+
+  try:
+    with sf.SoundFile(path) as f:
+      sr_in = f.samplerate
+      first = int(round(start * sr_in))
+      if first:
+        f.seek(min(first, f.frames))
+      x = f.read(int(round(duration * sr_in)), dtype="float32", always_2d=True)
+  except Exception as e:
+    raise DataError(f"cannot decode {path!r}: {_reason(e)}") from None
+  if not np.isfinite(x).all():
+    raise DataError(f"cannot use {path!r}: it holds NaN or infinite samples")
+  return to_mono(x, sr_in, sample_rate, int(round(duration * sample_rate)))
+
+
+def to_mono(x: np.ndarray, sr_in: int, sample_rate: int, length: int) -> np.ndarray:
+  """Downmixes [frames, channels] audio, resamples it and pads or cuts it to `length` samples."""
+  import soxr
+
+  mono = x.mean(axis=1) if x.ndim == 2 else x
+  mono = np.ascontiguousarray(mono, dtype=np.float32)
+  if sr_in != sample_rate and len(mono):
+    mono = soxr.resample(mono, sr_in, sample_rate, quality="HQ").astype(np.float32, copy=False)
+  out = np.zeros(length, np.float32)
+  out[: min(length, len(mono))] = mono[:length]
+  return out
+
+
+def _reason(e: Exception) -> str:
+  msg = str(e).strip() or type(e).__name__
+  return msg.replace("\n", " ")

@@ -1,0 +1,196 @@
+"""Where clips and labels come from: the embedded synth set, the Kaggle CSV layout, or a folder per class.
+
+Every source is a `Dataset`: a list of `Clip`s (name, label, duration, rate)
+and `load(i, start, duration, sample_rate)` for any window of clip i. Nothing
+here imports keras or jax, so grain worker processes stay light.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+import os
+
+import numpy as np
+
+from instruments_jax import CLASSES
+from instruments_jax.data import audio, synth
+from instruments_jax.data.audio import DataError
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".aifc", ".opus")
+# Spellings seen in the wild, after lower-casing and dropping a "sound_" prefix.
+LABEL_ALIASES = {"guiatr": "guitar", "guitars": "guitar", "drums": "drum", "violins": "violin",
+                 "fiddle": "violin", "pianos": "piano"}
+KAGGLE_CSVS = {"train": "Metadata_Train.csv", "test": "Metadata_Test.csv"}
+KAGGLE_AUDIO_DIRS = {"train": ("Train_submission/Train_submission", "Train_submission"),
+                     "test": ("Test_submission/Test_submission", "Test_submission")}
+
+
+def canonical_label(raw: str) -> str | None:
+  """Returns the class name a label spelling means (`Sound_Guiatr` -> `guitar`), or None."""
+  name = raw.strip().lower().replace(" ", "_")
+  if name.startswith("sound_"):
+    name = name[len("sound_"):]
+  name = LABEL_ALIASES.get(name, name)
+  return name if name in CLASSES else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+  name: str  # as the user knows it: the CSV's FileName or the path under the root
+  label: int  # index into CLASSES
+  duration: float
+  sample_rate: int
+  channels: int
+  path: str | None = None  # None for synth clips
+
+
+@dataclasses.dataclass
+class Dataset:
+  """Clips of one split, plus what was skipped and why."""
+
+  name: str
+  clips: list[Clip]
+  skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+  synth_seed: int | None = None
+  synth_split: str | None = None
+
+  def __len__(self):
+    return len(self.clips)
+
+  @property
+  def labels(self) -> np.ndarray:
+    return np.array([c.label for c in self.clips], np.int32)
+
+  def load(self, i: int, start: float, duration: float, sample_rate: int) -> np.ndarray:
+    """Returns mono float32 audio of clip i from `start`, exactly duration * sample_rate samples."""
+    c = self.clips[i]
+    n = int(round(duration * sample_rate))
+    if c.path is None:
+      spec = synth.clip_spec(self.synth_seed, self.synth_split, i)
+      return audio.to_mono(synth.render(spec, start, duration), spec.sample_rate, sample_rate, n)
+    return audio.load_window(c.path, start, duration, sample_rate)
+
+
+def synth_dataset(seed: int, split: str) -> Dataset:
+  """Returns the embedded dataset's split; clips are rendered when loaded."""
+  clips = []
+  for i, label in enumerate(synth.split_labels(seed, split)):
+    s = synth.clip_spec(seed, split, i)
+    clips.append(Clip(synth.file_name(split, i), CLASSES.index(label), s.duration, s.sample_rate, s.channels))
+  return Dataset(f"synth/{split}", clips, synth_seed=seed, synth_split=split)
+
+
+def open_dataset(path: str, split: str, *, synth_seed: int = 0, audio_column: str = "FileName",
+                 label_column: str = "Class", skip_bad_files: bool = False) -> Dataset | None:
+  """Opens one split ("train" or "test") of `synth` or a dataset directory; None if it has no such split."""
+  if path == "synth":
+    return synth_dataset(synth_seed, split)
+  if not os.path.isdir(path):
+    raise DataError(f"data path {path!r} is not a directory (nor 'synth')")
+  if any(os.path.exists(os.path.join(path, f)) for f in KAGGLE_CSVS.values()):
+    csv_path = os.path.join(path, KAGGLE_CSVS[split])
+    if not os.path.exists(csv_path):
+      return None
+    return _kaggle(path, split, csv_path, audio_column, label_column, skip_bad_files)
+  return _class_folders(path, split, skip_bad_files)
+
+
+def _inside(root: str, rel: str) -> str | None:
+  """Returns root/rel resolved, or None when rel escapes root."""
+  if os.path.isabs(rel):
+    return None
+  full = os.path.realpath(os.path.join(root, rel))
+  return full if full.startswith(os.path.realpath(root) + os.sep) else None
+
+
+def _kaggle(root, split, csv_path, audio_column, label_column, skip_bad_files):
+  audio_dirs = [os.path.join(root, d) for d in KAGGLE_AUDIO_DIRS[split]] + [root]
+  with open(csv_path, newline="", encoding="utf-8-sig") as f:
+    reader = csv.DictReader(f)
+    missing = {audio_column, label_column} - set(reader.fieldnames or ())
+    if missing:
+      raise DataError(f"{csv_path}: no column {', '.join(sorted(missing))} (found {reader.fieldnames})")
+    rows = list(reader)
+  found = []
+  for row_no, row in enumerate(rows, start=2):  # row 1 is the header
+    name, raw = (row[audio_column] or "").strip(), (row[label_column] or "").strip()
+    where = f"{csv_path} row {row_no} ({name!r})"
+    label = canonical_label(raw)
+    if label is None:
+      found.append((name, None, f"{where}: unknown label {raw!r}; known: {', '.join(CLASSES)} "
+                                f"(spellings such as Sound_Guitar are accepted)"))
+      continue
+    if _inside(root, name) is None:
+      raise DataError(f"{where}: the path escapes the data root {root!r}; refusing to read it")
+    full = next((p for p in (_inside(d, name) for d in audio_dirs) if p and os.path.isfile(p)), None)
+    if full is None:
+      found.append((name, None, f"{where}: file not found under {', '.join(audio_dirs)}"))
+      continue
+    found.append((name, (full, CLASSES.index(label)), where))
+  return _probe(f"{os.path.basename(csv_path)}", found, skip_bad_files)
+
+
+def _class_folders(root, split, skip_bad_files):
+  base = os.path.join(root, split) if os.path.isdir(os.path.join(root, split)) else root
+  if base == root and split != "train":
+    return None
+  found = []
+  for entry in sorted(os.listdir(base)):
+    d = os.path.join(base, entry)
+    if not os.path.isdir(d) or entry in ("train", "test"):
+      continue
+    label = canonical_label(entry)
+    if label is None:
+      raise DataError(f"folder {d!r} is not a class; expected one of {', '.join(CLASSES)}")
+    for dirpath, _, files in sorted(os.walk(d)):
+      for fn in sorted(files):
+        if fn.lower().endswith(AUDIO_EXTENSIONS):
+          full = os.path.join(dirpath, fn)
+          found.append((os.path.relpath(full, root), (full, CLASSES.index(label)), full))
+  if not found:
+    raise DataError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in class folders under {base!r}")
+  return _probe(os.path.relpath(base, os.path.dirname(root)), found, skip_bad_files)
+
+
+def _probe(name, found, skip_bad_files) -> Dataset:
+  """Reads each file's header; stops at the first bad one unless skip_bad_files."""
+  clips, skipped = [], []
+  for rel, target, where in found:
+    try:
+      if target is None:
+        raise DataError(where)
+      full, label = target
+      duration, sr, ch = audio.info(full)
+      clips.append(Clip(rel, label, duration, sr, ch, full))
+    except DataError as e:
+      if not skip_bad_files:
+        raise DataError(f"{e}; run with --config.data.skip_bad_files=true to continue without it") from None
+      skipped.append((rel, str(e)))
+  if skipped:
+    logging.warning("%s: skipped %d bad file(s):\n  %s", name, len(skipped),
+                    "\n  ".join(f"{r}: {why}" for r, why in skipped))
+  return Dataset(name, clips, skipped)
+
+
+def kfold_split(labels: np.ndarray, num_folds: int, fold: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """Returns (train, validation) indices: stratified k-fold, fold `fold` held out, seeded."""
+  from sklearn.model_selection import StratifiedKFold
+
+  if not 0 <= fold < num_folds:
+    raise ValueError(f"validation fold {fold} is not in 0..{num_folds - 1}")
+  folds = list(StratifiedKFold(num_folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels))
+  return folds[fold][0], folds[fold][1]
+
+
+def subsample(indices: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+  """Returns a seeded, per-class `fraction` of indices (the seed's data_sample), at least one per class."""
+  if fraction >= 1.0:
+    return indices
+  rng = np.random.default_rng(seed)
+  keep = []
+  for c in np.unique(labels[indices]):
+    members = indices[labels[indices] == c]
+    keep.extend(rng.choice(members, max(1, int(round(len(members) * fraction))), replace=False))
+  return np.sort(np.asarray(keep))

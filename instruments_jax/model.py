@@ -1,0 +1,94 @@
+"""ResNet50 from keras.applications on log-mel input: 1-channel stem, average pooling, one logit per class.
+
+Weights (`config.model.weights`): "imagenet" downloads keras' own ImageNet file
+through keras' own cache, a path loads a local Keras .h5 / .weights.h5 file of
+a 3-channel (or already 1-channel) no-top ResNet50, "none" starts from random
+initialisation. The 3-channel conv1 kernel becomes a 1-channel one by summing
+over its input channels, as the seed did.
+"""
+
+from __future__ import annotations
+
+import os
+
+import instruments_jax  # noqa: F401  (selects the JAX backend before keras loads)
+import keras
+from keras.utils import get_file
+
+from instruments_jax import CLASSES
+
+IMAGENET_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+IMAGENET_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/" + IMAGENET_FILE
+IMAGENET_HASH = "4d473c1dd8becc155b73f8504c6f6626"
+
+
+class WeightsUnavailable(RuntimeError):
+  """The ImageNet weights could not be downloaded or found."""
+
+
+def keras_cache_path(fname: str = IMAGENET_FILE) -> str:
+  """Returns where keras caches a downloaded model file."""
+  home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+  return os.path.join(home, "models", fname)
+
+
+def imagenet_weights_path() -> str:
+  """Returns the cached ImageNet file, downloading it the way keras.applications does."""
+  try:
+    return get_file(IMAGENET_FILE, IMAGENET_URL, cache_subdir="models", file_hash=IMAGENET_HASH)
+  except Exception as e:
+    raise WeightsUnavailable(
+        f"cannot download the ImageNet ResNet50 weights from {IMAGENET_URL} ({type(e).__name__}: {e}).\n"
+        f"keras caches that file at {keras_cache_path()}; copy it there, or choose another way out:\n"
+        f"  --config.model.weights=/path/to/{IMAGENET_FILE}   (a local Keras .h5 file)\n"
+        f"  --config.model.weights=none                       (random initialisation)") from None
+
+
+def build_model(cfg, input_shape: tuple[int, int, int]) -> keras.Model:
+  """Returns the classifier: log-mel [mels, frames, 1] in, one logit per class out (float32)."""
+  weights = str(cfg.model.weights)
+  if weights.lower() == "imagenet":
+    weights_file = imagenet_weights_path()
+  elif weights.lower() in ("none", ""):
+    weights_file = None
+  else:
+    if not os.path.isfile(weights):
+      raise FileNotFoundError(f"model.weights={weights!r}: no such file")
+    weights_file = weights
+  if cfg.model.backbone != "resnet50":
+    raise ValueError(f"model.backbone={cfg.model.backbone!r}: only resnet50 is implemented")
+
+  policy = "mixed_bfloat16" if cfg.train.mixed_precision else "float32"
+  previous = keras.config.dtype_policy()
+  keras.config.set_dtype_policy(policy)
+  try:
+    backbone = keras.applications.ResNet50(include_top=False, weights=None, input_shape=input_shape,
+                                           pooling=cfg.model.pool)
+    inputs = keras.Input(input_shape, name="log_mel")
+    x = backbone(inputs)
+    if cfg.model.dropout > 0:
+      x = keras.layers.Dropout(cfg.model.dropout, name="dropout")(x)
+    logits = keras.layers.Dense(len(CLASSES), dtype="float32", name="logits")(x)
+  finally:
+    keras.config.set_dtype_policy(previous)
+  if weights_file is not None:
+    load_backbone_weights(backbone, weights_file)
+  return keras.Model(inputs, logits, name="instruments_resnet50")
+
+
+def load_backbone_weights(backbone: keras.Model, path: str) -> None:
+  """Loads a no-top ResNet50 weights file into `backbone`, summing conv1 over RGB when needed."""
+  channels = backbone.input_shape[-1]
+  try:
+    source = keras.applications.ResNet50(include_top=False, weights=path, input_shape=(32, 32, 3))
+  except Exception as e3:
+    try:  # perhaps a file saved from a 1-channel backbone
+      backbone.load_weights(path)
+      return
+    except Exception:
+      raise ValueError(f"cannot load ResNet50 weights from {path!r}: {e3}") from None
+  for layer in backbone.layers:
+    values = source.get_layer(layer.name).get_weights()
+    if layer.name == "conv1_conv" and channels == 1:
+      values = [values[0].sum(axis=2, keepdims=True)] + values[1:]  # [7, 7, 3, 64] -> [7, 7, 1, 64]
+    layer.set_weights(values)

@@ -1,0 +1,275 @@
+r"""Trains the classifier: `python -m instruments_jax.train --config=NAME --workdir=DIR`.
+
+    python -m instruments_jax.train --config=quick --workdir=runs/quick
+    python -m instruments_jax.train --config=baseline --config.model.weights=none --workdir=runs/base
+    python -m instruments_jax.train --config=baseline --print_config
+
+`--config.FIELD=VALUE` overrides any field; `--helpfull` lists them all. The
+workdir receives config.json, metrics.jsonl and the final checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging as pylogging
+import os
+import sys
+import time
+
+import instruments_jax  # noqa: F401  (selects the JAX backend)
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from instruments_jax import CLASSES, configs
+from instruments_jax.data import features, pipeline, sources
+from instruments_jax.evaluate import classification_metrics, predict_clips, probabilities
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "A named config (baseline, quick, smoke) or a config file.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for config, metrics and checkpoints.")
+_PRINT_CONFIG = flags.DEFINE_bool("print_config", False, "Print the resolved config as JSON and exit.")
+
+
+def resolve_seed(cfg) -> int:
+  """Returns cfg.seed, drawing and storing one when it is -1 (the seed's `seed: -1`)."""
+  if cfg.seed < 0:
+    with cfg.unlocked():
+      cfg.seed = int(np.random.SeedSequence().entropy % (2**31))
+  return int(cfg.seed)
+
+
+def make_optimizer(cfg, total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """Returns AdamW under the seed's schedule (cosine to 0 over all steps), with optional clipping."""
+  t = cfg.train
+  updates = max(1, total_steps // t.grad_accumulation)
+  warmup = int(round(t.warmup_epochs * updates / max(t.epochs, 1)))
+  if t.schedule == "cosine":
+    schedule = optax.warmup_cosine_decay_schedule(0.0 if warmup else t.learning_rate, t.learning_rate,
+                                                  warmup, max(updates, warmup + 1), end_value=0.0)
+  elif t.schedule == "constant":
+    schedule = optax.constant_schedule(t.learning_rate)
+  else:
+    raise ValueError(f"train.schedule={t.schedule!r}: choose cosine or constant")
+  if t.optimizer != "adamw":
+    raise ValueError(f"train.optimizer={t.optimizer!r}: only adamw is implemented")
+  tx = optax.adamw(schedule, weight_decay=t.weight_decay)
+  if t.gradient_clip > 0:
+    tx = optax.chain(optax.clip_by_global_norm(t.gradient_clip), tx)
+  if t.grad_accumulation > 1:
+    tx = optax.MultiSteps(tx, t.grad_accumulation)
+  return tx, schedule
+
+
+def loss_value(logits, labels, kind: str):
+  """Returns the mean training loss: BCE on one-hot targets (the seed's) or softmax cross-entropy."""
+  onehot = jax.nn.one_hot(labels, len(CLASSES))
+  logits = logits.astype(jnp.float32)
+  if kind == "bce":
+    return optax.sigmoid_binary_cross_entropy(logits, onehot).mean()
+  if kind == "softmax":
+    return optax.softmax_cross_entropy(logits, onehot).mean()
+  raise ValueError(f"train.loss={kind!r}: choose bce or softmax")
+
+
+def make_steps(model, tx, cfg):
+  """Returns jitted (train_step, predict) that call the Keras model as a pure function."""
+
+  def train_step(state, x, y):
+    def loss_fn(params):
+      logits, model_state = model.stateless_call(params, state["model_state"], x, training=True)
+      return loss_value(logits, y, cfg.train.loss), model_state
+
+    (loss, model_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    return {"params": params, "model_state": model_state, "opt_state": opt_state, "step": state["step"] + 1}, loss
+
+  def predict(params, model_state, x):
+    logits, _ = model.stateless_call(params, model_state, x, training=False)
+    return probabilities(logits.astype(jnp.float32), cfg.train.loss, xp=jnp)
+
+  return jax.jit(train_step, donate_argnums=0), jax.jit(predict)
+
+
+class MetricsLog:
+  """Appends one JSON object per line to workdir/metrics.jsonl."""
+
+  def __init__(self, path):
+    self.path = path
+    open(path, "w").close()
+
+  def write(self, **record):
+    with open(self.path, "a") as f:
+      f.write(json.dumps(record) + "\n")
+
+
+def load_data(cfg):
+  """Returns (train dataset, train indices, validation indices, test dataset or None)."""
+  d = cfg.data
+  kw = dict(synth_seed=d.synth_seed, audio_column=d.audio_column, label_column=d.label_column,
+            skip_bad_files=d.skip_bad_files)
+  train_ds = sources.open_dataset(d.path, "train", **kw)
+  if train_ds is None:
+    raise sources.DataError(f"{d.path!r} has no training split")
+  if d.validation_strategy != "kfold":
+    raise ValueError(f"data.validation_strategy={d.validation_strategy!r}: only kfold is implemented")
+  labels = train_ds.labels
+  train_idx, val_idx = sources.kfold_split(labels, d.num_folds, d.validation_fold, d.fold_seed)
+  train_idx = sources.subsample(train_idx, labels, d.data_sample, d.fold_seed)
+  val_idx = sources.subsample(val_idx, labels, d.data_sample, d.fold_seed)
+  test_ds = sources.open_dataset(d.path, "test", **kw)
+  return train_ds, train_idx, val_idx, test_ds
+
+
+def _fmt_time(seconds):
+  m, s = divmod(int(seconds), 60)
+  return f"{m}m{s:02d}s"
+
+
+def train_and_evaluate(cfg, workdir: str) -> dict:
+  """Trains per `cfg`, evaluating every `evaluation_epochs`; returns the last metrics per split."""
+  t_start = time.time()
+  os.makedirs(workdir, exist_ok=True)
+  seed = resolve_seed(cfg)
+  if cfg.augmentation.mix_audio != "disabled":
+    raise NotImplementedError(f"augmentation.mix_audio={cfg.augmentation.mix_audio!r} is not implemented yet; "
+                              "use 'disabled' (the seed's value)")
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(cfg.to_json_best_effort(indent=2))
+  logging.info("seed %d, workdir %s, devices %s", seed, workdir, jax.devices())
+
+  import keras
+
+  from instruments_jax.model import build_model
+
+  keras.utils.set_random_seed(seed)
+  shape = features.input_shape(cfg.audio, cfg.audio.training_chunk_seconds)
+  model = build_model(cfg, shape)  # fails here, before any data work, when weights are unavailable
+  logging.info("model: ResNet50, input %s, %d parameters, weights=%s", shape, model.count_params(), cfg.model.weights)
+
+  train_ds, train_idx, val_idx, test_ds = load_data(cfg)
+  skipped = train_ds.skipped + (test_ds.skipped if test_ds else [])
+  if skipped:
+    with open(os.path.join(workdir, "skipped_files.txt"), "w") as f:
+      f.writelines(f"{name}\t{why}\n" for name, why in skipped)
+    logging.warning("skipped %d bad file(s); list in %s", len(skipped), os.path.join(workdir, "skipped_files.txt"))
+  logging.info("data %s: %d train / %d validation clips (fold %d of %d held out); test: %s", cfg.data.path,
+               len(train_idx), len(val_idx), cfg.data.validation_fold, cfg.data.num_folds,
+               f"{len(test_ds)} clips" if test_ds else "none")
+
+  b = cfg.train.batch_size
+  steps_per_epoch = pipeline.steps_per_epoch(len(train_idx), b, cfg.train.drop_last_batch)
+  total_steps = steps_per_epoch * cfg.train.epochs
+  tx, schedule = make_optimizer(cfg, total_steps)
+  params = [v.value for v in model.trainable_variables]
+  state = {"params": params, "model_state": [v.value for v in model.non_trainable_variables],
+           "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
+  train_step, predict = make_steps(model, tx, cfg)
+  log = MetricsLog(os.path.join(workdir, "metrics.jsonl"))
+
+  def evaluate(split, ds, idx):
+    t0 = time.time()
+    probs = predict_clips(lambda x: predict(state["params"], state["model_state"], x), ds, idx, cfg)
+    m = classification_metrics(probs, ds.labels[idx], cfg.train.loss)
+    logging.info("%s: loss %.4f  accuracy %.4f  roc_auc %.4f  (%d clips, %.0fs)", split, m["loss"],
+                 m["accuracy"], m["roc_auc"], m["clips"], time.time() - t0)
+    return m
+
+  batches = iter(pipeline.train_batches(train_ds, train_idx, cfg, seed, cfg.train.epochs))
+  results, losses = {}, []
+  t_last, step_last = time.time(), 0
+  logging.info("training %d epochs x %d steps of batch %d", cfg.train.epochs, steps_per_epoch, b)
+  for step in range(1, total_steps + 1):
+    batch = next(batches)
+    state, loss = train_step(state, jnp.asarray(batch["x"]), jnp.asarray(batch["y"]))
+    losses.append(loss)
+    epoch = (step - 1) // steps_per_epoch + 1
+    if step % cfg.train.log_every_steps == 0 or step % steps_per_epoch == 0:
+      mean_loss = float(np.mean(jax.device_get(losses)))
+      losses = []
+      now = time.time()
+      rate = (step - step_last) * b / (now - t_last)
+      t_last, step_last = now, step
+      lr = float(schedule(max(step // cfg.train.grad_accumulation - 1, 0)))
+      log.write(step=step, samples=step * b, epoch=epoch, lr=lr, train_loss=mean_loss, samples_per_s=rate)
+      logging.info("epoch %d/%d  step %d/%d  loss %.4f  lr %.2e  %.1f samples/s  ETA %s", epoch, cfg.train.epochs,
+                   step, total_steps, mean_loss, lr, rate, _fmt_time((total_steps - step) * b / rate))
+      if not np.isfinite(mean_loss):
+        raise FloatingPointError(f"loss is {mean_loss} at step {step}; stopping")
+    if step % steps_per_epoch == 0 and (epoch % cfg.train.evaluation_epochs == 0 or epoch == cfg.train.epochs):
+      results["validation"] = m = evaluate("validation", train_ds, val_idx)
+      log.write(step=step, samples=step * b, epoch=epoch, split="validation", **m)
+      t_last = time.time()
+
+  if test_ds is not None:
+    results["test"] = m = evaluate("test", test_ds, np.arange(len(test_ds)))
+    log.write(step=total_steps, samples=total_steps * b, epoch=cfg.train.epochs, split="test", **m)
+  save_checkpoint(os.path.join(workdir, "checkpoint"), state)
+  wall = time.time() - t_start
+  log.write(step=total_steps, wall_seconds=wall)
+  logging.info("done in %s; results %s", _fmt_time(wall), json.dumps(results))
+  return results
+
+
+def save_checkpoint(path: str, state) -> None:
+  """Writes the train state with orbax (atomic: orbax writes to a temporary directory, then renames)."""
+  import orbax.checkpoint as ocp
+
+  verbosity = logging.get_verbosity()
+  logging.set_verbosity(logging.WARNING)  # orbax narrates every write at INFO
+  try:
+    ckpt = ocp.StandardCheckpointer()
+    ckpt.save(os.path.abspath(path), jax.device_get(state), force=True)
+    ckpt.wait_until_finished()
+  finally:
+    logging.set_verbosity(verbosity)
+  logging.info("saved checkpoint %s", path)
+
+
+def main(argv):
+  del argv
+  cfg = _CONFIG.value
+  if cfg is None:
+    raise app.UsageError("--config is required (baseline, quick, smoke or a config file)")
+  if _PRINT_CONFIG.value:
+    print(cfg.to_json_best_effort(indent=2))
+    return
+  if not _WORKDIR.value:
+    raise app.UsageError("--workdir is required")
+  pylogging.getLogger("absl").setLevel(pylogging.INFO)
+  logging.get_absl_handler().python_handler.stream = sys.stdout
+  try:
+    train_and_evaluate(cfg, _WORKDIR.value)
+  except (sources.DataError, FileNotFoundError) as e:
+    sys.exit(f"error: {e}")
+  except Exception as e:
+    from instruments_jax.model import WeightsUnavailable
+
+    if isinstance(e, WeightsUnavailable):
+      sys.exit(f"error: {e}")
+    raise
+
+
+def named_config_argv(argv: list[str]) -> list[str]:
+  """Rewrites `--config=NAME` into the path of configs/NAME.py, so named configs work with config_flags."""
+  out = []
+  for i, a in enumerate(argv):
+    if a.startswith("--config="):
+      name = a.split("=", 1)[1]
+      if name in configs.NAMES:
+        a = "--config=" + os.path.join(os.path.dirname(configs.__file__), f"{name}.py")
+    elif i > 0 and argv[i - 1] == "--config" and a in configs.NAMES:
+      a = os.path.join(os.path.dirname(configs.__file__), f"{a}.py")
+    out.append(a)
+  return out
+
+
+def run():
+  app.run(main, argv=named_config_argv(sys.argv))
+
+
+if __name__ == "__main__":
+  run()
