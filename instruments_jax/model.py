@@ -71,6 +71,12 @@ def build_model(cfg, input_shape: tuple[int, int, int]) -> keras.Model:
     logits = keras.layers.Dense(len(CLASSES), dtype="float32", name="logits")(x)
   finally:
     keras.config.set_dtype_policy(previous)
+  if cfg.model.get("bn_momentum"):
+    # keras' 0.99 averages BatchNorm statistics over ~100 steps: fine for long runs, but
+    # in a run of a few hundred steps from scratch the averages lag the weights.
+    for layer in backbone.layers:
+      if isinstance(layer, keras.layers.BatchNormalization):
+        layer.momentum = float(cfg.model.bn_momentum)
   if weights_file is not None:
     load_backbone_weights(backbone, weights_file)
   return keras.Model(inputs, logits, name="instruments_resnet50")

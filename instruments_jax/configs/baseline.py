@@ -18,6 +18,7 @@ def get_config():
   c.model.pool = "avg"  # architecture.pool=Average
   c.model.dropout = 0.0  # architecture.dropout
   c.model.input_channels = 1  # conv1's ImageNet kernel summed over RGB
+  c.model.bn_momentum = 0.0  # 0 keeps keras' BatchNorm default (0.99); not a seed setting
 
   c.audio = ml_collections.ConfigDict()
   c.audio.sample_rate = 44100

@@ -1,0 +1,16 @@
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import pytest
+
+from instruments_jax.data import synth
+
+
+@pytest.fixture(scope="session")
+def kaggle_dir(tmp_path_factory):
+  """A small dataset in the seed's Kaggle layout, rendered from the embedded synth set."""
+  root = tmp_path_factory.mktemp("kaggle")
+  synth.write_split(str(root), "train", seed=0, limit=24, workers=1)
+  synth.write_split(str(root), "test", seed=0, limit=12, workers=1)
+  return root

@@ -1,0 +1,76 @@
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from instruments_jax import model as model_lib
+from instruments_jax.configs import get_config
+
+
+def _cfg(weights):
+  cfg = get_config("smoke")
+  cfg.model.weights = weights
+  return cfg
+
+
+def _three_channel_weights(path, legacy):
+  """Writes a no-top 3-channel ResNet50 weights file like keras' ImageNet one; returns its model."""
+  keras.utils.set_random_seed(1)
+  src = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3))
+  if legacy:  # the format of keras' ImageNet file
+    from keras.src.legacy.saving import legacy_h5_format
+
+    with h5py.File(path, "w") as f:
+      legacy_h5_format.save_weights_to_hdf5_group(f, src)
+  else:
+    src.save_weights(path)
+  return src
+
+
+@pytest.mark.parametrize("legacy", [True, False])
+def test_weights_from_a_local_file_with_conv1_summed_over_rgb(tmp_path, legacy):
+  path = str(tmp_path / ("w.h5" if legacy else "w.weights.h5"))
+  src = _three_channel_weights(path, legacy)
+  m = model_lib.build_model(_cfg(path), (32, 64, 1))
+  backbone = m.get_layer("resnet50")
+  kernel = backbone.get_layer("conv1_conv").get_weights()[0]
+  rgb = src.get_layer("conv1_conv").get_weights()[0]
+  assert kernel.shape == (7, 7, 1, 64)
+  np.testing.assert_allclose(kernel[:, :, 0], rgb.sum(axis=2), rtol=1e-6)
+  for name in ("conv2_block1_1_conv", "conv5_block3_3_bn"):
+    for a, b in zip(backbone.get_layer(name).get_weights(), src.get_layer(name).get_weights()):
+      np.testing.assert_array_equal(a, b)
+
+
+def test_model_maps_log_mel_to_one_logit_per_class():
+  m = model_lib.build_model(_cfg("none"), (32, 64, 1))
+  out = m(np.zeros((2, 32, 64, 1), np.float32))
+  assert out.shape == (2, 4) and str(out.dtype) == "float32"
+  assert m.get_layer("resnet50").get_layer("avg_pool") is not None
+
+
+def test_mixed_precision_computes_in_bf16_with_float32_weights():
+  cfg = _cfg("none")
+  cfg.train.mixed_precision = True
+  m = model_lib.build_model(cfg, (32, 64, 1))
+  conv = m.get_layer("resnet50").get_layer("conv1_conv")
+  assert conv.compute_dtype == "bfloat16" and conv.kernel.dtype == "float32"
+  assert str(m(np.zeros((1, 32, 64, 1), np.float32)).dtype) == "float32"
+
+
+def test_offline_imagenet_names_url_cache_and_both_ways_out(monkeypatch):
+  def no_network(*args, **kwargs):
+    raise OSError("URL fetch failure: [Errno -3] Temporary failure in name resolution")
+
+  monkeypatch.setattr(model_lib, "get_file", no_network)
+  with pytest.raises(model_lib.WeightsUnavailable) as e:
+    model_lib.build_model(_cfg("imagenet"), (32, 64, 1))
+  msg = str(e.value)
+  assert model_lib.IMAGENET_URL in msg
+  assert model_lib.keras_cache_path() in msg
+  assert "--config.model.weights=none" in msg and "--config.model.weights=/path/to/" in msg
+
+
+def test_missing_weights_file_is_named():
+  with pytest.raises(FileNotFoundError, match="nope.h5"):
+    model_lib.build_model(_cfg("/nope.h5"), (32, 64, 1))

@@ -1,0 +1,75 @@
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from instruments_jax import CLASSES
+from instruments_jax.data import sources, synth
+from instruments_jax.data.audio import DataError
+
+
+def test_kaggle_layout_reads_back_what_synth_wrote(kaggle_dir):
+  ds = sources.open_dataset(str(kaggle_dir), "train")
+  assert len(ds) == 24 and not ds.skipped
+  expected = [CLASSES.index(l) for l in synth.split_labels(0, "train")[:24]]
+  assert ds.labels.tolist() == expected
+  for clip in ds.clips[:3]:
+    spec = synth.clip_spec(0, "train", int(clip.name[-8:-4]))
+    assert clip.sample_rate == spec.sample_rate and clip.channels == spec.channels
+    assert abs(clip.duration - spec.duration) < 1e-3
+  wave = ds.load(0, 0.5, 1.0, 44100)
+  assert wave.shape == (44100,) and wave.dtype == np.float32 and np.abs(wave).max() > 0
+
+
+def test_kaggle_test_csv_typo_maps_to_guitar(kaggle_dir):
+  text = (kaggle_dir / "Metadata_Test.csv").read_text()
+  assert "Sound_Guiatr" in text and "Sound_Guitar" not in text
+  ds = sources.open_dataset(str(kaggle_dir), "test")
+  truth = synth.split_labels(0, "test")[:12]
+  assert ds.labels.tolist() == [CLASSES.index(l) for l in truth]
+  assert sources.canonical_label("Sound_Guiatr") == "guitar"
+  assert sources.canonical_label("Sound_Kazoo") is None
+
+
+def test_class_folder_layout(tmp_path, kaggle_dir):
+  src = sources.open_dataset(str(kaggle_dir), "train")
+  for clip in src.clips[:8]:
+    d = tmp_path / ("Drums" if CLASSES[clip.label] == "drum" else CLASSES[clip.label])
+    d.mkdir(exist_ok=True)
+    shutil.copy(clip.path, d / os.path.basename(clip.path))
+  ds = sources.open_dataset(str(tmp_path), "train")
+  assert sorted(c.label for c in ds.clips) == sorted(c.label for c in src.clips[:8])
+  assert sources.open_dataset(str(tmp_path), "test") is None
+
+
+def test_missing_file_and_unknown_label_stop_with_the_row_named(tmp_path, kaggle_dir):
+  shutil.copytree(kaggle_dir, tmp_path / "d")
+  csv_path = tmp_path / "d" / "Metadata_Train.csv"
+  csv_path.write_text(csv_path.read_text() + "nowhere.wav,Sound_Drum\n")
+  with pytest.raises(DataError, match=r"row 26 \('nowhere.wav'\): file not found"):
+    sources.open_dataset(str(tmp_path / "d"), "train")
+  ds = sources.open_dataset(str(tmp_path / "d"), "train", skip_bad_files=True)
+  assert len(ds) == 24 and ds.skipped[0][0] == "nowhere.wav"
+  csv_path.write_text(csv_path.read_text().replace("nowhere.wav,Sound_Drum", "synth_train_0000.wav,Sound_Kazoo"))
+  with pytest.raises(DataError, match="unknown label 'Sound_Kazoo'"):
+    sources.open_dataset(str(tmp_path / "d"), "train")
+
+
+def test_paths_escaping_the_data_root_are_refused_even_when_skipping(tmp_path, kaggle_dir):
+  shutil.copytree(kaggle_dir, tmp_path / "d")
+  csv_path = tmp_path / "d" / "Metadata_Train.csv"
+  csv_path.write_text(csv_path.read_text() + "../../../etc/passwd,Sound_Drum\n")
+  with pytest.raises(DataError, match="escapes the data root"):
+    sources.open_dataset(str(tmp_path / "d"), "train", skip_bad_files=True)
+
+
+def test_seed_validation_split_is_stratified_fold_4_of_5():
+  labels = sources.synth_dataset(0, "train").labels
+  train, val = sources.kfold_split(labels, 5, 4, seed=0)
+  assert (len(train), len(val)) == (2104, 525)  # the seed's log: 2104 train / 525 validation
+  assert not set(train) & set(val)
+  fractions = np.bincount(labels[val], minlength=4) / np.bincount(labels, minlength=4)
+  assert np.allclose(fractions, 0.2, atol=0.01)
+  again, _ = sources.kfold_split(labels, 5, 4, seed=0)
+  assert np.array_equal(train, again)
