@@ -94,6 +94,8 @@ def load_backbone_weights(backbone: keras.Model, path: str) -> None:
     except Exception:
       raise ValueError(f"cannot load ResNet50 weights from {path!r}: {e3}") from None
   for layer in backbone.layers:
+    if not layer.weights:
+      continue
     values = source.get_layer(layer.name).get_weights()
     if layer.name == "conv1_conv" and channels == 1:
       values = [values[0].sum(axis=2, keepdims=True)] + values[1:]  # [7, 7, 3, 64] -> [7, 7, 1, 64]
