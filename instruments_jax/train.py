@@ -46,9 +46,10 @@ def make_optimizer(cfg, total_steps: int) -> tuple[optax.GradientTransformation,
   t = cfg.train
   updates = max(1, total_steps // t.grad_accumulation)
   warmup = int(round(t.warmup_epochs * updates / max(t.epochs, 1)))
-  if t.schedule == "cosine":
-    schedule = optax.warmup_cosine_decay_schedule(0.0 if warmup else t.learning_rate, t.learning_rate,
-                                                  warmup, max(updates, warmup + 1), end_value=0.0)
+  if t.schedule == "cosine" and warmup:
+    schedule = optax.warmup_cosine_decay_schedule(0.0, t.learning_rate, warmup, max(updates, warmup + 1), 0.0)
+  elif t.schedule == "cosine":
+    schedule = optax.cosine_decay_schedule(t.learning_rate, updates)
   elif t.schedule == "constant":
     schedule = optax.constant_schedule(t.learning_rate)
   else:
@@ -210,7 +211,10 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
   save_checkpoint(os.path.join(workdir, "checkpoint"), state)
   wall = time.time() - t_start
   log.write(step=total_steps, wall_seconds=wall)
-  logging.info("done in %s; results %s", _fmt_time(wall), json.dumps(results))
+  logging.info("done in %s; workdir %s", _fmt_time(wall), workdir)
+  for split, m in results.items():
+    print(f"{split:>10}: accuracy {m['accuracy']:.4f}  ROC-AUC {m['roc_auc']:.4f}  loss {m['loss']:.4f}  "
+          f"({m['clips']} clips)", flush=True)
   return results
 
 

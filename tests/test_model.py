@@ -74,3 +74,9 @@ def test_offline_imagenet_names_url_cache_and_both_ways_out(monkeypatch):
 def test_missing_weights_file_is_named():
   with pytest.raises(FileNotFoundError, match="nope.h5"):
     model_lib.build_model(_cfg("/nope.h5"), (32, 64, 1))
+
+
+def test_batchnorm_keeps_running_stats_like_pytorch():
+  m = model_lib.build_model(_cfg("none"), (32, 64, 1))
+  bns = [l for l in m.get_layer("resnet50").layers if isinstance(l, keras.layers.BatchNormalization)]
+  assert len(bns) == 53 and all(l.momentum == 0.9 for l in bns)
