@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-600}
 dir=runs/baseline_cpu_start
 rm -rf "$dir"
-/usr/bin/time -v -o /tmp/baseline_time.txt timeout -s INT "$secs" \
+/usr/bin/time -v -o /tmp/baseline_time.txt timeout -k 60 -s INT "$secs" \
   python -m instruments_jax.train --config=baseline --config.model.weights=none \
   --config.train.log_every_steps=1 --workdir="$dir" 2>&1 | grep -E "train.py|Error|error" | tail -20
 python - "$dir" <<'PY'
