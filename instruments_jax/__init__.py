@@ -7,7 +7,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 
 CLASSES = ("guitar", "drum", "violin", "piano")
 
-__all__ = ["CLASSES", "build_model", "configs"]
+__all__ = ["CLASSES", "build_model", "configs", "load_classifier"]
 
 
 def __getattr__(name):
@@ -16,6 +16,10 @@ def __getattr__(name):
     from instruments_jax.model import build_model
 
     return build_model
+  if name == "load_classifier":
+    from instruments_jax.run import load_classifier
+
+    return load_classifier
   if name == "configs":
     import importlib
 

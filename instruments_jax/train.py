@@ -24,7 +24,7 @@ import optax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from instruments_jax import CLASSES, configs
+from instruments_jax import CLASSES, configs, run
 from instruments_jax.data import features, pipeline, sources
 from instruments_jax.evaluate import classification_metrics, predict_clips, probabilities
 
@@ -148,7 +148,8 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
 
   keras.utils.set_random_seed(seed)
   shape = features.input_shape(cfg.audio, cfg.audio.training_chunk_seconds)
-  model = build_model(cfg, shape)  # fails here, before any data work, when weights are unavailable
+  # Any number of frames: the same model serves training chunks and inference chunks.
+  model = build_model(cfg, (cfg.audio.mel_bins, None, 1))  # fails here, before data work, without weights
   logging.info("model: ResNet50, input %s, %d parameters, weights=%s", shape, model.count_params(), cfg.model.weights)
 
   train_ds, train_idx, val_idx, test_ds = load_data(cfg)
@@ -165,9 +166,7 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
   steps_per_epoch = pipeline.steps_per_epoch(len(train_idx), b, cfg.train.drop_last_batch)
   total_steps = steps_per_epoch * cfg.train.epochs
   tx, schedule = make_optimizer(cfg, total_steps)
-  params = [v.value for v in model.trainable_variables]
-  state = {"params": params, "model_state": [v.value for v in model.non_trainable_variables],
-           "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
+  state = run.train_state(model, tx)
   train_step, predict = make_steps(model, tx, cfg)
   log = MetricsLog(os.path.join(workdir, "metrics.jsonl"))
 
@@ -208,7 +207,8 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
   if test_ds is not None:
     results["test"] = m = evaluate("test", test_ds, np.arange(len(test_ds)))
     log.write(step=total_steps, samples=total_steps * b, epoch=cfg.train.epochs, split="test", **m)
-  save_checkpoint(os.path.join(workdir, "checkpoint"), state)
+  run.save_checkpoint(workdir, state)
+  logging.info("saved checkpoint %s", os.path.join(workdir, run.CHECKPOINT))
   wall = time.time() - t_start
   log.write(step=total_steps, wall_seconds=wall)
   logging.info("done in %s; workdir %s", _fmt_time(wall), workdir)
@@ -216,21 +216,6 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
     print(f"{split:>10}: accuracy {m['accuracy']:.4f}  ROC-AUC {m['roc_auc']:.4f}  loss {m['loss']:.4f}  "
           f"({m['clips']} clips)", flush=True)
   return results
-
-
-def save_checkpoint(path: str, state) -> None:
-  """Writes the train state with orbax (atomic: orbax writes to a temporary directory, then renames)."""
-  import orbax.checkpoint as ocp
-
-  verbosity = logging.get_verbosity()
-  logging.set_verbosity(logging.WARNING)  # orbax narrates every write at INFO
-  try:
-    ckpt = ocp.StandardCheckpointer()
-    ckpt.save(os.path.abspath(path), jax.device_get(state), force=True)
-    ckpt.wait_until_finished()
-  finally:
-    logging.set_verbosity(verbosity)
-  logging.info("saved checkpoint %s", path)
 
 
 def main(argv):
@@ -271,9 +256,9 @@ def named_config_argv(argv: list[str]) -> list[str]:
   return out
 
 
-def run():
+def cli():
   app.run(main, argv=named_config_argv(sys.argv))
 
 
 if __name__ == "__main__":
-  run()
+  cli()

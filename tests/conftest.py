@@ -14,3 +14,14 @@ def kaggle_dir(tmp_path_factory):
   synth.write_split(str(root), "train", seed=0, limit=24, workers=1)
   synth.write_split(str(root), "test", seed=0, limit=12, workers=1)
   return root
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+  """A run directory trained for real with the smoke config."""
+  from instruments_jax.configs import get_config
+  from instruments_jax.train import train_and_evaluate
+
+  workdir = tmp_path_factory.mktemp("smoke_run")
+  train_and_evaluate(get_config("smoke"), str(workdir))
+  return workdir

@@ -17,6 +17,7 @@ import grain
 import numpy as np
 
 from instruments_jax.data import features
+from instruments_jax.data.audio import DataError
 from instruments_jax.data.sources import Dataset
 
 
@@ -73,12 +74,16 @@ class _EvalChunk:
 
   def __call__(self, item):
     pos, i, start = item
-    wave = self.dataset.load(i, start, self.seconds, self.audio_cfg.sample_rate)
-    return {"x": features.log_mel(wave, self.audio_cfg)[..., None], "clip": np.int32(pos)}
+    try:
+      wave = self.dataset.load(i, start, self.seconds, self.audio_cfg.sample_rate)
+      ok = True
+    except DataError:  # evaluation goes on; the caller re-reads bad clips for their reasons
+      wave, ok = np.zeros(int(round(self.seconds * self.audio_cfg.sample_rate)), np.float32), False
+    return {"x": features.log_mel(wave, self.audio_cfg)[..., None], "clip": np.int32(pos), "ok": np.bool_(ok)}
 
 
 def eval_batches(dataset: Dataset, indices: np.ndarray, cfg, num_workers: int | None = None):
-  """Returns (plan, batches): chunk batches {"x", "clip"}, the last one padded with clip = -1."""
+  """Returns (plan, batches): chunk batches {"x", "clip", "ok"}, the last one padded with clip = -1."""
   plan = eval_plan(dataset, indices, cfg.prediction)
   b = cfg.prediction.batch_size
   ds = grain.MapDataset.source(plan).map(_EvalChunk(dataset, cfg.audio, cfg.prediction.inference_chunk_seconds))
@@ -90,7 +95,8 @@ def eval_batches(dataset: Dataset, indices: np.ndarray, cfg, num_workers: int | 
       short = b - len(batch["clip"])
       if short:
         batch = {"x": np.concatenate([batch["x"], np.zeros((short,) + batch["x"].shape[1:], batch["x"].dtype)]),
-                 "clip": np.concatenate([batch["clip"], np.full(short, -1, np.int32)])}
+                 "clip": np.concatenate([batch["clip"], np.full(short, -1, np.int32)]),
+                 "ok": np.concatenate([batch["ok"], np.zeros(short, bool)])}
       yield batch
 
   return plan, padded()

@@ -1,0 +1,126 @@
+r"""Labels audio files: `python -m instruments_jax.predict --workdir=RUN PATH... [--output=FILE.csv|FILE.json]`.
+
+Files and folders (searched recursively for audio) in; per file the top label
+and every class probability out, as a table on stdout and in the output file.
+Long files are cut into the run's fixed inference chunks (seed: 60 s chunks, at
+most 600 s) whose predictions are averaged. Files that cannot be read are
+listed with their reason and never stop the rest; the exit code is 1 when any
+file failed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from instruments_jax import CLASSES
+from instruments_jax.data import audio, pipeline
+from instruments_jax.data.audio import DataError
+from instruments_jax.data.sources import AUDIO_EXTENSIONS, Clip, Dataset
+
+
+def find_files(paths: list[str]) -> list[str]:
+  """Returns the files named and the audio files under the folders named, in order."""
+  out = []
+  for p in paths:
+    if os.path.isdir(p):
+      for dirpath, _, files in sorted(os.walk(p)):
+        out += [os.path.join(dirpath, f) for f in sorted(files) if f.lower().endswith(AUDIO_EXTENSIONS)]
+    else:
+      out.append(p)
+  return out
+
+
+def predict_files(clf, files: list[str], batch_size: int | None = None) -> tuple[list[dict], list[tuple[str, str]]]:
+  """Returns (one row per readable file, [(file, reason)] for the others)."""
+  import jax
+
+  from instruments_jax.evaluate import predict_clips
+
+  cfg = clf.config
+  if batch_size:
+    cfg = cfg.copy_and_resolve_references()
+    cfg.prediction.batch_size = batch_size
+  clips, bad = [], []
+  for f in files:
+    try:
+      if not os.path.isfile(f):
+        raise DataError(f"cannot read {f!r}: no such file")
+      duration, sr, ch = audio.info(f)
+      clips.append(Clip(f, 0, duration, sr, ch, f))
+    except DataError as e:
+      bad.append((f, str(e)))
+  rows = []
+  if clips:
+    ds = Dataset("predict", clips)
+    predict = jax.jit(lambda x: clf.apply_log_mel(clf.params, x[..., 0]))
+    probs = predict_clips(predict, ds, np.arange(len(clips)), cfg, tolerate_errors=True)
+    chunks = np.bincount([pos for pos, _, _ in pipeline.eval_plan(ds, np.arange(len(clips)), cfg.prediction)],
+                         minlength=len(clips))
+    for i, (clip, p) in enumerate(zip(clips, probs)):
+      if np.isnan(p).any():
+        try:  # find the reason in this process; the decoder ran in a worker
+          for start in np.arange(0.0, min(clip.duration, cfg.prediction.max_inference_chunk_seconds),
+                                 cfg.prediction.inference_chunk_seconds):
+            ds.load(i, float(start), cfg.prediction.inference_chunk_seconds, cfg.audio.sample_rate)
+          reason = f"cannot decode {clip.name!r}"
+        except DataError as e:
+          reason = str(e)
+        bad.append((clip.name, reason))
+        continue
+      rows.append({"file": clip.name, "label": CLASSES[int(p.argmax())], "duration_s": round(clip.duration, 3),
+                   "chunks": int(chunks[i]), **{c: float(v) for c, v in zip(CLASSES, p)}})
+  return rows, bad
+
+
+def write_output(path: str, rows: list[dict], bad: list[tuple[str, str]]) -> None:
+  if path.lower().endswith(".json"):
+    with open(path, "w") as f:
+      json.dump({"predictions": rows, "failed": [{"file": f_, "reason": r} for f_, r in bad]}, f, indent=2)
+    return
+  with open(path, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["file", "label", "duration_s", "chunks", *CLASSES, "error"])
+    for r in rows:
+      w.writerow([r["file"], r["label"], r["duration_s"], r["chunks"], *(f"{r[c]:.6f}" for c in CLASSES), ""])
+    for f_, reason in bad:
+      w.writerow([f_, "", "", "", *([""] * len(CLASSES)), reason])
+
+
+def main(argv=None):
+  import argparse
+
+  p = argparse.ArgumentParser(prog="python -m instruments_jax.predict", description=__doc__.split("\n")[0])
+  p.add_argument("--workdir", required=True, help="a training run directory")
+  p.add_argument("paths", nargs="+", help="audio files and folders")
+  p.add_argument("--output", default=None, help="write the table to FILE.csv or FILE.json")
+  p.add_argument("--batch_size", type=int, default=None, help="chunks per forward pass (default: the run's)")
+  a = p.parse_args(argv)
+  from instruments_jax.run import load_classifier
+
+  clf = load_classifier(a.workdir)
+  files = find_files(a.paths)
+  t0 = time.time()
+  rows, bad = predict_files(clf, files, a.batch_size)
+  dt = time.time() - t0
+  width = max([len(r["file"]) for r in rows] + [4])
+  print(f"{'file':<{width}}  {'label':<7} " + " ".join(f"{c:>7}" for c in CLASSES))
+  for r in rows:
+    print(f"{r['file']:<{width}}  {r['label']:<7} " + " ".join(f"{r[c]:>7.3f}" for c in CLASSES))
+  if bad:
+    print(f"\n{len(bad)} file(s) could not be read:")
+    for f, reason in bad:
+      print(f"  {f}: {reason}")
+  print(f"\n{len(rows)} file(s) labelled in {dt:.1f}s ({len(rows) / max(dt, 1e-9):.2f} clips/s)", file=sys.stderr)
+  if a.output:
+    write_output(a.output, rows, bad)
+  return 1 if bad else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
