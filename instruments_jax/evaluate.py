@@ -206,3 +206,41 @@ def main(argv=None):
 
 if __name__ == "__main__":
   main()
+
+
+def plot_chart(metrics_path: str, path: str) -> list[str]:
+  """Draws the seed's four panels from metrics.jsonl: learning rate, train batch loss,
+  validation loss and validation ROC-AUC, each against samples seen (the seed's "step")."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  rows = [json.loads(line) for line in open(metrics_path) if line.strip()]
+  train = [r for r in rows if "train_loss" in r]
+  val = [r for r in rows if r.get("split") == "validation"]
+  batch_x, batch_y = [], []
+  for r in train:  # each log line holds the per-batch losses since the previous one
+    losses = r.get("batch_losses", [r["train_loss"]])
+    per = r["samples"] / r["step"]
+    batch_x += [r["samples"] - per * (len(losses) - 1 - k) for k in range(len(losses))]
+    batch_y += losses
+  panels = [("learning rate", [r["samples"] for r in train], [r["lr"] for r in train]),
+            ("train batch loss", batch_x, batch_y),
+            ("validation loss", [r["samples"] for r in val], [r["loss"] for r in val]),
+            ("validation ROC-AUC", [r["samples"] for r in val], [r["roc_auc"] for r in val])]
+  with plt.style.context("dark_background"):
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7.5))
+    xmax = max([x for _, xs, _ in panels for x in xs] + [1])
+    for ax, (title, xs, ys) in zip(axes.flat, panels):
+      ax.plot(xs, ys, color="#4a9eff", lw=1.2, marker="o" if len(xs) < 12 else None, ms=4)
+      ax.set_title(title.upper(), loc="left", fontsize=11)
+      ax.set_xlabel("step (samples seen)")
+      ax.set_xlim(0, xmax * 1.05)
+      ax.grid(axis="y", color="#444444", lw=0.6)
+      for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+  return [title for title, xs, _ in panels if xs]

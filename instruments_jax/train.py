@@ -22,15 +22,21 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from absl import app, flags, logging
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 from ml_collections import config_flags
 
 from instruments_jax import CLASSES, configs, run
 from instruments_jax.data import features, pipeline, sources
-from instruments_jax.evaluate import classification_metrics, predict_clips, probabilities
+from instruments_jax.evaluate import classification_metrics, plot_chart, predict_clips, probabilities
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "A named config (baseline, quick, smoke) or a config file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for config, metrics and checkpoints.")
 _PRINT_CONFIG = flags.DEFINE_bool("print_config", False, "Print the resolved config as JSON and exit.")
+
+
+class ConfigError(ValueError):
+  """A config that cannot run as given; the message says which field and why."""
 
 
 def resolve_seed(cfg) -> int:
@@ -54,9 +60,12 @@ def make_optimizer(cfg, total_steps: int) -> tuple[optax.GradientTransformation,
     schedule = optax.constant_schedule(t.learning_rate)
   else:
     raise ValueError(f"train.schedule={t.schedule!r}: choose cosine or constant")
-  if t.optimizer != "adamw":
-    raise ValueError(f"train.optimizer={t.optimizer!r}: only adamw is implemented")
-  tx = optax.adamw(schedule, weight_decay=t.weight_decay)
+  if t.optimizer == "adamw":
+    tx = optax.adamw(schedule, weight_decay=t.weight_decay)
+  elif t.optimizer == "sgd":
+    tx = optax.chain(optax.add_decayed_weights(t.weight_decay), optax.sgd(schedule, momentum=0.9))
+  else:
+    raise ConfigError(f"train.optimizer={t.optimizer!r}: choose adamw or sgd")
   if t.gradient_clip > 0:
     tx = optax.chain(optax.clip_by_global_norm(t.gradient_clip), tx)
   if t.grad_accumulation > 1:
@@ -125,6 +134,12 @@ def load_data(cfg):
   return train_ds, train_idx, val_idx, test_ds
 
 
+def shard(x: np.ndarray, mesh) -> jax.Array:
+  """Puts a batch on the devices: split along the batch axis when it divides, else replicated."""
+  spec = P("data") if x.shape[0] % mesh.size == 0 else P()
+  return jax.device_put(x, NamedSharding(mesh, spec))
+
+
 def _fmt_time(seconds):
   m, s = divmod(int(seconds), 60)
   return f"{m}m{s:02d}s"
@@ -163,16 +178,23 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
                f"{len(test_ds)} clips" if test_ds else "none")
 
   b = cfg.train.batch_size
+  mesh = jax.make_mesh((jax.device_count(),), ("data",))
+  if b % mesh.size:
+    raise ConfigError(f"train.batch_size={b} does not divide over {mesh.size} devices; "
+                     f"choose a multiple of {mesh.size}")
+  data_sharding = NamedSharding(mesh, P("data"))
+  logging.info("devices: %d (%s); each holds %d of every batch of %d", mesh.size, jax.devices()[0].platform,
+               b // mesh.size, b)
   steps_per_epoch = pipeline.steps_per_epoch(len(train_idx), b, cfg.train.drop_last_batch)
   total_steps = steps_per_epoch * cfg.train.epochs
   tx, schedule = make_optimizer(cfg, total_steps)
-  state = run.train_state(model, tx)
+  state = jax.device_put(run.train_state(model, tx), NamedSharding(mesh, P()))  # replicated
   train_step, predict = make_steps(model, tx, cfg)
   log = MetricsLog(os.path.join(workdir, "metrics.jsonl"))
 
   def evaluate(split, ds, idx):
     t0 = time.time()
-    probs = predict_clips(lambda x: predict(state["params"], state["model_state"], x), ds, idx, cfg)
+    probs = predict_clips(lambda x: predict(state["params"], state["model_state"], shard(x, mesh)), ds, idx, cfg)
     m = classification_metrics(probs, ds.labels[idx], cfg.train.loss)
     logging.info("%s: loss %.4f  accuracy %.4f  roc_auc %.4f  (%d clips, %.0fs)", split, m["loss"],
                  m["accuracy"], m["roc_auc"], m["clips"], time.time() - t0)
@@ -184,17 +206,20 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
   logging.info("training %d epochs x %d steps of batch %d", cfg.train.epochs, steps_per_epoch, b)
   for step in range(1, total_steps + 1):
     batch = next(batches)
-    state, loss = train_step(state, jnp.asarray(batch["x"]), jnp.asarray(batch["y"]))
+    state, loss = train_step(state, jax.device_put(batch["x"], data_sharding),
+                             jax.device_put(batch["y"], data_sharding))
     losses.append(loss)
     epoch = (step - 1) // steps_per_epoch + 1
     if step % cfg.train.log_every_steps == 0 or step % steps_per_epoch == 0:
-      mean_loss = float(np.mean(jax.device_get(losses)))
+      batch_losses = [float(v) for v in jax.device_get(losses)]
+      mean_loss = float(np.mean(batch_losses))
       losses = []
       now = time.time()
       rate = (step - step_last) * b / (now - t_last)
       t_last, step_last = now, step
       lr = float(schedule(max(step // cfg.train.grad_accumulation - 1, 0)))
-      log.write(step=step, samples=step * b, epoch=epoch, lr=lr, train_loss=mean_loss, samples_per_s=rate)
+      log.write(step=step, samples=step * b, epoch=epoch, lr=lr, train_loss=mean_loss, samples_per_s=rate,
+                batch_losses=batch_losses)
       logging.info("epoch %d/%d  step %d/%d  loss %.4f  lr %.2e  %.1f samples/s  ETA %s", epoch, cfg.train.epochs,
                    step, total_steps, mean_loss, lr, rate, _fmt_time((total_steps - step) * b / rate))
       if not np.isfinite(mean_loss):
@@ -202,6 +227,7 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
     if step % steps_per_epoch == 0 and (epoch % cfg.train.evaluation_epochs == 0 or epoch == cfg.train.epochs):
       results["validation"] = m = evaluate("validation", train_ds, val_idx)
       log.write(step=step, samples=step * b, epoch=epoch, split="validation", **m)
+      plot_chart(log.path, os.path.join(workdir, "chart.png"))
       t_last = time.time()
 
   if test_ds is not None:
@@ -232,7 +258,7 @@ def main(argv):
   logging.get_absl_handler().python_handler.stream = sys.stdout
   try:
     train_and_evaluate(cfg, _WORKDIR.value)
-  except (sources.DataError, FileNotFoundError) as e:
+  except (sources.DataError, FileNotFoundError, ConfigError) as e:
     sys.exit(f"error: {e}")
   except Exception as e:
     from instruments_jax.model import WeightsUnavailable
