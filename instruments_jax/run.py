@@ -110,3 +110,73 @@ def load_classifier(workdir: str) -> Classifier:
   params = {"params": [jnp.asarray(p) for p in state["params"]],
             "model_state": [jnp.asarray(p) for p in state["model_state"]]}
   return Classifier(cfg, model, params)
+
+
+# --- resumable training: periodic checkpoints with the data iterator, and a workdir lock ---
+
+
+def checkpoint_manager(workdir: str, keep: int):
+  """Returns an orbax manager of workdir/checkpoints/<step> keeping the last `keep`; writes are synchronous."""
+  import orbax.checkpoint as ocp
+
+  return ocp.CheckpointManager(
+      os.path.abspath(os.path.join(workdir, "checkpoints")),
+      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False))
+
+
+def save_step(manager, step: int, state, iterator) -> None:
+  """Saves the train state and the grain iterator's position at `step` (atomically: tmp dir + rename)."""
+  import grain
+  import orbax.checkpoint as ocp
+
+  verbosity = logging.get_verbosity()
+  logging.set_verbosity(logging.WARNING)
+  try:
+    manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(jax.device_get(state)),
+                                               data=grain.checkpoint.CheckpointSave(iterator)), force=True)
+    manager.wait_until_finished()
+  finally:
+    logging.set_verbosity(verbosity)
+
+
+def restore_latest(manager, template, iterator):
+  """Returns (state, step) of the newest checkpoint, moving `iterator` to where it was; None if there is none."""
+  import grain
+  import orbax.checkpoint as ocp
+
+  step = manager.latest_step()
+  if step is None:
+    return None
+  verbosity = logging.get_verbosity()
+  logging.set_verbosity(logging.WARNING)
+  try:
+    restored = manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(jax.device_get(template)), data=grain.checkpoint.CheckpointRestore(iterator)))
+  finally:
+    logging.set_verbosity(verbosity)
+  return restored.state, step
+
+
+class WorkdirBusy(RuntimeError):
+  """Another live run holds this workdir."""
+
+
+def lock_workdir(workdir: str):
+  """Takes an exclusive lock on workdir/.lock for this process's lifetime; returns the open file."""
+  import fcntl
+
+  os.makedirs(workdir, exist_ok=True)
+  f = open(os.path.join(workdir, ".lock"), "a+")
+  try:
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except BlockingIOError:
+    f.seek(0)
+    holder = f.read().strip() or "unknown"
+    f.close()
+    raise WorkdirBusy(f"workdir {workdir!r} is in use by another live run (pid {holder}); "
+                      "wait for it, stop it, or choose another --workdir") from None
+  f.seek(0)
+  f.truncate()
+  f.write(str(os.getpid()))
+  f.flush()
+  return f

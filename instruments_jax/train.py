@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging as pylogging
 import os
+import signal
 import sys
 import time
 
@@ -105,11 +106,15 @@ def make_steps(model, tx, cfg):
 
 
 class MetricsLog:
-  """Appends one JSON object per line to workdir/metrics.jsonl."""
+  """Appends one JSON object per line to workdir/metrics.jsonl; on resume keeps lines up to the checkpoint."""
 
-  def __init__(self, path):
+  def __init__(self, path, keep_until_step: int | None = None):
     self.path = path
-    open(path, "w").close()
+    kept = []
+    if keep_until_step is not None and os.path.exists(path):
+      kept = [l for l in open(path) if l.strip() and json.loads(l).get("step", 0) <= keep_until_step]
+    with open(path, "w") as f:
+      f.writelines(kept)
 
   def write(self, **record):
     with open(self.path, "a") as f:
@@ -148,7 +153,11 @@ def _fmt_time(seconds):
 def train_and_evaluate(cfg, workdir: str) -> dict:
   """Trains per `cfg`, evaluating every `evaluation_epochs`; returns the last metrics per split."""
   t_start = time.time()
-  os.makedirs(workdir, exist_ok=True)
+  lock = run.lock_workdir(workdir)  # held until this process ends, SIGKILL included
+  saved_config = os.path.join(workdir, "config.json")
+  if cfg.seed < 0 and os.path.isdir(os.path.join(workdir, "checkpoints")) and os.path.exists(saved_config):
+    with open(saved_config) as f, cfg.unlocked():  # resuming: the seed this run drew at its start
+      cfg.seed = int(json.load(f)["seed"])
   seed = resolve_seed(cfg)
   if cfg.augmentation.mix_audio != "disabled":
     raise NotImplementedError(f"augmentation.mix_audio={cfg.augmentation.mix_audio!r} is not implemented yet; "
@@ -190,7 +199,15 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
   tx, schedule = make_optimizer(cfg, total_steps)
   state = jax.device_put(run.train_state(model, tx), NamedSharding(mesh, P()))  # replicated
   train_step, predict = make_steps(model, tx, cfg)
-  log = MetricsLog(os.path.join(workdir, "metrics.jsonl"))
+  batches = pipeline.train_batches(train_ds, train_idx, cfg, seed, cfg.train.epochs).__iter__()
+  manager = run.checkpoint_manager(workdir, cfg.train.keep_checkpoints)
+  restored = run.restore_latest(manager, state, batches)
+  start = 0
+  if restored is not None:
+    state, start = restored
+    state = jax.device_put(state, NamedSharding(mesh, P()))
+    logging.info("resuming from the checkpoint of step %d in %s", start, manager.directory)
+  log = MetricsLog(os.path.join(workdir, "metrics.jsonl"), keep_until_step=start if restored else None)
 
   def evaluate(split, ds, idx):
     t0 = time.time()
@@ -200,11 +217,21 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
                  m["accuracy"], m["roc_auc"], m["clips"], time.time() - t0)
     return m
 
-  batches = iter(pipeline.train_batches(train_ds, train_idx, cfg, seed, cfg.train.epochs))
   results, losses = {}, []
-  t_last, step_last = time.time(), 0
+  t_last, step_last = time.time(), start
+  preempted = []
+  previous_handler = signal.signal(signal.SIGTERM, lambda *_: preempted.append(True))
+  every = cfg.train.checkpoint_every_steps
+
+  def checkpoint(step):
+    values = [float(v) for v in jax.device_get(losses)]
+    if not np.all(np.isfinite(values)):  # never overwrite the last good checkpoint with a diverged state
+      raise FloatingPointError(f"loss is {values} at or before step {step}; stopping with the checkpoint "
+                               f"of step {manager.latest_step()} kept")
+    run.save_step(manager, step, state, batches)
+
   logging.info("training %d epochs x %d steps of batch %d", cfg.train.epochs, steps_per_epoch, b)
-  for step in range(1, total_steps + 1):
+  for step in range(start + 1, total_steps + 1):
     batch = next(batches)
     state, loss = train_step(state, jax.device_put(batch["x"], data_sharding),
                              jax.device_put(batch["y"], data_sharding))
@@ -223,12 +250,20 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
       logging.info("epoch %d/%d  step %d/%d  loss %.4f  lr %.2e  %.1f samples/s  ETA %s", epoch, cfg.train.epochs,
                    step, total_steps, mean_loss, lr, rate, _fmt_time((total_steps - step) * b / rate))
       if not np.isfinite(mean_loss):
-        raise FloatingPointError(f"loss is {mean_loss} at step {step}; stopping")
+        raise FloatingPointError(f"loss is {mean_loss} at step {step}; stopping with the checkpoint "
+                                 f"of step {manager.latest_step()} kept")
     if step % steps_per_epoch == 0 and (epoch % cfg.train.evaluation_epochs == 0 or epoch == cfg.train.epochs):
       results["validation"] = m = evaluate("validation", train_ds, val_idx)
       log.write(step=step, samples=step * b, epoch=epoch, split="validation", **m)
       plot_chart(log.path, os.path.join(workdir, "chart.png"))
       t_last = time.time()
+    if step % steps_per_epoch == 0 or (every and step % every == 0) or preempted:
+      checkpoint(step)
+    if preempted:
+      logging.warning("SIGTERM: saved the checkpoint of step %d; re-run the same command to resume", step)
+      signal.signal(signal.SIGTERM, previous_handler)
+      return {"preempted_at_step": step}
+  signal.signal(signal.SIGTERM, previous_handler)
 
   if test_ds is not None:
     results["test"] = m = evaluate("test", test_ds, np.arange(len(test_ds)))
@@ -238,6 +273,7 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
   wall = time.time() - t_start
   log.write(step=total_steps, wall_seconds=wall)
   logging.info("done in %s; workdir %s", _fmt_time(wall), workdir)
+  lock.close()
   for split, m in results.items():
     print(f"{split:>10}: accuracy {m['accuracy']:.4f}  ROC-AUC {m['roc_auc']:.4f}  loss {m['loss']:.4f}  "
           f"({m['clips']} clips)", flush=True)
@@ -258,7 +294,7 @@ def main(argv):
   logging.get_absl_handler().python_handler.stream = sys.stdout
   try:
     train_and_evaluate(cfg, _WORKDIR.value)
-  except (sources.DataError, FileNotFoundError, ConfigError) as e:
+  except (sources.DataError, FileNotFoundError, ConfigError, run.WorkdirBusy) as e:
     sys.exit(f"error: {e}")
   except Exception as e:
     from instruments_jax.model import WeightsUnavailable

@@ -68,6 +68,8 @@ def get_config():
   c.train.loss = "bce"  # bce (seed) | softmax
   c.train.mixed_precision = True  # environment.mixed_precision_training
   c.train.log_every_steps = 10
+  c.train.checkpoint_every_steps = 500  # and at every epoch end; 0: epoch ends only
+  c.train.keep_checkpoints = 3
 
   c.prediction = ml_collections.ConfigDict()
   c.prediction.inference_chunk_method = "fix"

@@ -11,8 +11,12 @@ class DataError(ValueError):
 
 def info(path: str) -> tuple[float, int, int]:
   """Returns (duration_s, sample_rate, channels) from the header, without decoding."""
+  import os
+
   import soundfile as sf
 
+  if os.path.isfile(path) and os.path.getsize(path) == 0:
+    raise DataError(f"cannot read {path!r}: the file is empty")
   try:
     i = sf.info(path)
   except Exception as e:  # soundfile raises several types for unreadable files
