@@ -89,16 +89,16 @@ def split_indices(cfg, data_path: str, split: str):
 
   kw = dict(synth_seed=cfg.data.synth_seed, audio_column=cfg.data.audio_column, label_column=cfg.data.label_column,
             skip_bad_files=cfg.data.skip_bad_files)
-  if split == "test":
-    ds = sources.open_dataset(data_path, "test", **kw)
+  if split in ("test", "unseen"):
+    ds = sources.open_dataset(data_path, split, **kw)
     if ds is None:
-      raise sources.DataError(f"{data_path!r} has no test split")
+      raise sources.DataError(f"{data_path!r} has no {split} split")
     return ds, np.arange(len(ds))
   if split == "validation":
     ds = sources.open_dataset(data_path, "train", **kw)
     _, val = sources.kfold_split(ds.labels, cfg.data.num_folds, cfg.data.validation_fold, cfg.data.fold_seed)
     return ds, val
-  raise ValueError(f"split {split!r}: choose test or validation")
+  raise ValueError(f"split {split!r}: choose test, unseen or validation")
 
 
 def plot_confusion(matrix: np.ndarray, title: str, path: str) -> None:
@@ -189,7 +189,8 @@ def main(argv=None):
   p = argparse.ArgumentParser(prog="python -m instruments_jax.evaluate", description=__doc__.split("\n")[0])
   p.add_argument("--workdir", required=True, help="a training run directory")
   p.add_argument("--data", default=None, help="synth or a dataset directory (default: the run's data.path)")
-  p.add_argument("--split", default="test", choices=["test", "validation"])
+  p.add_argument("--split", default="test", choices=["test", "validation", "unseen"],
+                 help="unseen: synth clips of GM programs and drum kits never used in train or test")
   p.add_argument("--out", default=None, help="where to write the JSON and figures (default: the workdir)")
   a = p.parse_args(argv)
   try:

@@ -75,8 +75,11 @@ def make_optimizer(cfg, total_steps: int) -> tuple[optax.GradientTransformation,
 
 
 def loss_value(logits, labels, kind: str):
-  """Returns the mean training loss: BCE on one-hot targets (the seed's) or softmax cross-entropy."""
-  onehot = jax.nn.one_hot(labels, len(CLASSES))
+  """Returns the mean training loss: BCE on one-hot targets (the seed's) or softmax cross-entropy.
+
+  `labels` are class indices [B] or (mixed) target distributions [B, C].
+  """
+  onehot = jax.nn.one_hot(labels, len(CLASSES)) if labels.ndim == 1 else labels
   logits = logits.astype(jnp.float32)
   if kind == "bce":
     return optax.sigmoid_binary_cross_entropy(logits, onehot).mean()
@@ -85,10 +88,15 @@ def loss_value(logits, labels, kind: str):
   raise ValueError(f"train.loss={kind!r}: choose bce or softmax")
 
 
-def make_steps(model, tx, cfg):
+def make_steps(model, tx, cfg, seed: int = 0):
   """Returns jitted (train_step, predict) that call the Keras model as a pure function."""
+  from instruments_jax.data import augment
 
   def train_step(state, x, y):
+    if cfg.augmentation.mix_audio == "mixup":
+      key = jax.random.fold_in(jax.random.key(seed), state["step"])
+      x, y = augment.mixup(x, jax.nn.one_hot(y, len(CLASSES)), key, cfg.augmentation)
+
     def loss_fn(params):
       logits, model_state = model.stateless_call(params, state["model_state"], x, training=True)
       return loss_value(logits, y, cfg.train.loss), model_state
@@ -159,9 +167,8 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
     with open(saved_config) as f, cfg.unlocked():  # resuming: the seed this run drew at its start
       cfg.seed = int(json.load(f)["seed"])
   seed = resolve_seed(cfg)
-  if cfg.augmentation.mix_audio != "disabled":
-    raise NotImplementedError(f"augmentation.mix_audio={cfg.augmentation.mix_audio!r} is not implemented yet; "
-                              "use 'disabled' (the seed's value)")
+  if cfg.augmentation.mix_audio not in ("disabled", "mixup"):
+    raise ConfigError(f"augmentation.mix_audio={cfg.augmentation.mix_audio!r}: choose disabled or mixup")
   with open(os.path.join(workdir, "config.json"), "w") as f:
     f.write(cfg.to_json_best_effort(indent=2))
   logging.info("seed %d, workdir %s, devices %s", seed, workdir, jax.devices())
@@ -187,7 +194,7 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
                f"{len(test_ds)} clips" if test_ds else "none")
 
   b = cfg.train.batch_size
-  mesh = jax.make_mesh((jax.device_count(),), ("data",))
+  mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
   if b % mesh.size:
     raise ConfigError(f"train.batch_size={b} does not divide over {mesh.size} devices; "
                      f"choose a multiple of {mesh.size}")
@@ -198,7 +205,7 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
   total_steps = steps_per_epoch * cfg.train.epochs
   tx, schedule = make_optimizer(cfg, total_steps)
   state = jax.device_put(run.train_state(model, tx), NamedSharding(mesh, P()))  # replicated
-  train_step, predict = make_steps(model, tx, cfg)
+  train_step, predict = make_steps(model, tx, cfg, seed)
   batches = pipeline.train_batches(train_ds, train_idx, cfg, seed, cfg.train.epochs).__iter__()
   manager = run.checkpoint_manager(workdir, cfg.train.keep_checkpoints)
   restored = run.restore_latest(manager, state, batches)

@@ -2,7 +2,7 @@
 
 import importlib
 
-NAMES = ("baseline", "quick", "smoke")
+NAMES = ("baseline", "quick", "strong", "smoke")
 
 
 def get_config(name: str):

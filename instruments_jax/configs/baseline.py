@@ -39,6 +39,18 @@ def get_config():
   c.augmentation.mix_iterations = 1
   c.augmentation.mix_probability = 1.0
   c.augmentation.mix_target = "ratio"
+  # Not in the seed (all off here): waveform and spectrogram augmentation, see data/augment.py.
+  c.augmentation.gain_db = 0.0
+  c.augmentation.noise_prob = 0.0
+  c.augmentation.noise_snr_db = (10.0, 40.0)
+  c.augmentation.eq_prob = 0.0
+  c.augmentation.reverb_prob = 0.0
+  c.augmentation.pitch_prob = 0.0
+  c.augmentation.pitch_semitones = 2.0
+  c.augmentation.freq_masks = 0
+  c.augmentation.freq_mask_bins = 8
+  c.augmentation.time_masks = 0
+  c.augmentation.time_mask_frames = 20
 
   c.data = ml_collections.ConfigDict()
   c.data.path = "synth"  # "synth" (embedded, rendered lazily) or a dataset directory

@@ -16,7 +16,7 @@ import math
 import grain
 import numpy as np
 
-from instruments_jax.data import features
+from instruments_jax.data import augment, features
 from instruments_jax.data.audio import DataError
 from instruments_jax.data.sources import Dataset
 
@@ -26,6 +26,7 @@ class _TrainChunk:
   dataset: Dataset
   indices: np.ndarray
   audio_cfg: object
+  aug_cfg: object
 
   def __call__(self, k, rng: np.random.Generator):
     i = int(self.indices[k])
@@ -33,7 +34,12 @@ class _TrainChunk:
     spare = self.dataset.clips[i].duration - seconds
     start = float(rng.uniform(0.0, spare)) if spare > 0 else 0.0
     wave = self.dataset.load(i, start, seconds, self.audio_cfg.sample_rate)
-    return {"x": features.log_mel(wave, self.audio_cfg)[..., None], "y": np.int32(self.dataset.clips[i].label)}
+    if augment.enabled(self.aug_cfg):
+      wave = augment.waveform(wave, self.audio_cfg.sample_rate, self.aug_cfg, rng)
+    mel = features.log_mel(wave, self.audio_cfg)
+    if self.aug_cfg.freq_masks or self.aug_cfg.time_masks:
+      mel = augment.spec_augment(mel, self.aug_cfg, rng)
+    return {"x": mel[..., None], "y": np.int32(self.dataset.clips[i].label)}
 
 
 def steps_per_epoch(num_clips: int, batch_size: int, drop_last: bool = True) -> int:
@@ -50,7 +56,7 @@ def train_batches(dataset: Dataset, indices: np.ndarray, cfg, seed: int, epochs:
   ds = grain.MapDataset.range(n).seed(seed).shuffle()
   if per_epoch < n:  # drop-last: each epoch drops a different tail of its own permutation
     ds = ds.slice(slice(0, per_epoch))
-  ds = ds.repeat(epochs).random_map(_TrainChunk(dataset, np.asarray(indices), cfg.audio))
+  ds = ds.repeat(epochs).random_map(_TrainChunk(dataset, np.asarray(indices), cfg.audio, cfg.augmentation))
   ds = ds.batch(b, drop_remainder=cfg.train.drop_last_batch)
   return _to_iter(ds, cfg.data.num_workers)
 

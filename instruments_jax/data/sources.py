@@ -22,9 +22,10 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".aifc", "
 # Spellings seen in the wild, after lower-casing and dropping a "sound_" prefix.
 LABEL_ALIASES = {"guiatr": "guitar", "guitars": "guitar", "drums": "drum", "violins": "violin",
                  "fiddle": "violin", "pianos": "piano"}
-KAGGLE_CSVS = {"train": "Metadata_Train.csv", "test": "Metadata_Test.csv"}
+KAGGLE_CSVS = {"train": "Metadata_Train.csv", "test": "Metadata_Test.csv", "unseen": "Metadata_Unseen.csv"}
 KAGGLE_AUDIO_DIRS = {"train": ("Train_submission/Train_submission", "Train_submission"),
-                     "test": ("Test_submission/Test_submission", "Test_submission")}
+                     "test": ("Test_submission/Test_submission", "Test_submission"),
+                     "unseen": ("Unseen_submission/Unseen_submission", "Unseen_submission")}
 
 
 def canonical_label(raw: str) -> str | None:
@@ -84,7 +85,7 @@ def synth_dataset(seed: int, split: str) -> Dataset:
 
 def open_dataset(path: str, split: str, *, synth_seed: int = 0, audio_column: str = "FileName",
                  label_column: str = "Class", skip_bad_files: bool = False) -> Dataset | None:
-  """Opens one split ("train" or "test") of `synth` or a dataset directory; None if it has no such split."""
+  """Opens one split ("train", "test" or synth's "unseen") of `synth` or a dataset directory; None if absent."""
   if path == "synth":
     return synth_dataset(synth_seed, split)
   if not os.path.isdir(path):
