@@ -148,9 +148,13 @@ def load_data(cfg):
 
 
 def shard(x: np.ndarray, mesh) -> jax.Array:
-  """Puts a batch on the devices: split along the batch axis when it divides, else replicated."""
-  spec = P("data") if x.shape[0] % mesh.size == 0 else P()
-  return jax.device_put(x, NamedSharding(mesh, spec))
+  """Puts a global batch on the devices: split along the batch axis when it divides, else replicated.
+
+  Every process holds the same global batch (same seed, same pipeline), so this also
+  builds the global array when several hosts share the mesh.
+  """
+  sharding = NamedSharding(mesh, P("data") if x.shape[0] % mesh.size == 0 else P())
+  return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
 
 
 def _fmt_time(seconds):
@@ -198,7 +202,6 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
   if b % mesh.size:
     raise ConfigError(f"train.batch_size={b} does not divide over {mesh.size} devices; "
                      f"choose a multiple of {mesh.size}")
-  data_sharding = NamedSharding(mesh, P("data"))
   logging.info("devices: %d (%s); each holds %d of every batch of %d", mesh.size, jax.devices()[0].platform,
                b // mesh.size, b)
   steps_per_epoch = pipeline.steps_per_epoch(len(train_idx), b, cfg.train.drop_last_batch)
@@ -240,8 +243,7 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
   logging.info("training %d epochs x %d steps of batch %d", cfg.train.epochs, steps_per_epoch, b)
   for step in range(start + 1, total_steps + 1):
     batch = next(batches)
-    state, loss = train_step(state, jax.device_put(batch["x"], data_sharding),
-                             jax.device_put(batch["y"], data_sharding))
+    state, loss = train_step(state, shard(batch["x"], mesh), shard(batch["y"], mesh))
     losses.append(loss)
     epoch = (step - 1) // steps_per_epoch + 1
     if step % cfg.train.log_every_steps == 0 or step % steps_per_epoch == 0:
@@ -297,6 +299,9 @@ def main(argv):
     return
   if not _WORKDIR.value:
     raise app.UsageError("--workdir is required")
+  if os.environ.get("JAX_COORDINATOR_ADDRESS"):  # several hosts: join them before touching devices
+    jax.distributed.initialize(os.environ["JAX_COORDINATOR_ADDRESS"], int(os.environ["JAX_NUM_PROCESSES"]),
+                               int(os.environ["JAX_PROCESS_ID"]))
   pylogging.getLogger("absl").setLevel(pylogging.INFO)
   logging.get_absl_handler().python_handler.stream = sys.stdout
   try:

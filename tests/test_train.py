@@ -74,7 +74,7 @@ g = jax.jit(jax.grad(f))
 dist = lambda a, b: float(sum(jnp.sum((u - v) ** 2) for u, v in zip(a, b)) / sum(jnp.sum(u ** 2) for u in a)) ** 0.5
 ref = g(tv, x, y)
 perm = np.random.default_rng(1).permutation(8)
-mesh = jax.make_mesh((4,), ("data",))
+mesh = jax.make_mesh((4,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
 sh, rep = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
 sharded = g(jax.device_put(tv, rep), jax.device_put(x, sh), jax.device_put(y, sh))
 print(dist(ref, sharded), dist(ref, g(tv, x[perm], y[perm])))
