@@ -87,15 +87,13 @@ def split_indices(cfg, data_path: str, split: str):
   """Returns (dataset, indices) of a split: the test split, or the run's validation fold."""
   from instruments_jax.data import sources
 
-  kw = dict(synth_seed=cfg.data.synth_seed, audio_column=cfg.data.audio_column, label_column=cfg.data.label_column,
-            skip_bad_files=cfg.data.skip_bad_files)
   if split in ("test", "unseen"):
-    ds = sources.open_dataset(data_path, split, **kw)
+    ds = sources.open_split(cfg.data, split, data_path)
     if ds is None:
       raise sources.DataError(f"{data_path!r} has no {split} split")
     return ds, np.arange(len(ds))
   if split == "validation":
-    ds = sources.open_dataset(data_path, "train", **kw)
+    ds = sources.open_split(cfg.data, "train", data_path)
     _, val = sources.kfold_split(ds.labels, cfg.data.num_folds, cfg.data.validation_fold, cfg.data.fold_seed)
     return ds, val
   raise ValueError(f"split {split!r}: choose test, unseen or validation")

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -21,6 +22,17 @@ from instruments_jax import CLASSES
 from instruments_jax.data import features
 
 CHECKPOINT = "checkpoint"
+
+
+@contextlib.contextmanager
+def _quiet_orbax():
+  """Silences orbax, which narrates every write and read at INFO."""
+  verbosity = logging.get_verbosity()
+  logging.set_verbosity(logging.WARNING)
+  try:
+    yield
+  finally:
+    logging.set_verbosity(verbosity)
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
@@ -43,14 +55,10 @@ def save_checkpoint(workdir: str, state) -> None:
   """Writes the train state with orbax (atomically: a temporary directory, then a rename)."""
   import orbax.checkpoint as ocp
 
-  verbosity = logging.get_verbosity()
-  logging.set_verbosity(logging.WARNING)  # orbax narrates every write at INFO
-  try:
+  with _quiet_orbax():
     ckpt = ocp.StandardCheckpointer()
     ckpt.save(os.path.abspath(os.path.join(workdir, CHECKPOINT)), jax.device_get(state), force=True)
     ckpt.wait_until_finished()
-  finally:
-    logging.set_verbosity(verbosity)
 
 
 def restore_checkpoint(workdir: str, template):
@@ -60,12 +68,8 @@ def restore_checkpoint(workdir: str, template):
   path = os.path.abspath(os.path.join(workdir, CHECKPOINT))
   if not os.path.isdir(path):
     raise FileNotFoundError(f"{workdir!r} holds no checkpoint (expected {path})")
-  verbosity = logging.get_verbosity()
-  logging.set_verbosity(logging.WARNING)
-  try:
+  with _quiet_orbax():
     return ocp.StandardCheckpointer().restore(path, jax.device_get(template))
-  finally:
-    logging.set_verbosity(verbosity)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,14 +133,10 @@ def save_step(manager, step: int, state, iterator) -> None:
   import grain
   import orbax.checkpoint as ocp
 
-  verbosity = logging.get_verbosity()
-  logging.set_verbosity(logging.WARNING)
-  try:
+  with _quiet_orbax():
     manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(jax.device_get(state)),
                                                data=grain.checkpoint.CheckpointSave(iterator)), force=True)
     manager.wait_until_finished()
-  finally:
-    logging.set_verbosity(verbosity)
 
 
 def restore_latest(manager, template, iterator):
@@ -147,13 +147,9 @@ def restore_latest(manager, template, iterator):
   step = manager.latest_step()
   if step is None:
     return None
-  verbosity = logging.get_verbosity()
-  logging.set_verbosity(logging.WARNING)
-  try:
+  with _quiet_orbax():
     restored = manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(jax.device_get(template)), data=grain.checkpoint.CheckpointRestore(iterator)))
-  finally:
-    logging.set_verbosity(verbosity)
   return restored.state, step
 
 

@@ -132,9 +132,7 @@ class MetricsLog:
 def load_data(cfg):
   """Returns (train dataset, train indices, validation indices, test dataset or None)."""
   d = cfg.data
-  kw = dict(synth_seed=d.synth_seed, audio_column=d.audio_column, label_column=d.label_column,
-            skip_bad_files=d.skip_bad_files)
-  train_ds = sources.open_dataset(d.path, "train", **kw)
+  train_ds = sources.open_split(d, "train")
   if train_ds is None:
     raise sources.DataError(f"{d.path!r} has no training split")
   if d.validation_strategy != "kfold":
@@ -143,7 +141,7 @@ def load_data(cfg):
   train_idx, val_idx = sources.kfold_split(labels, d.num_folds, d.validation_fold, d.fold_seed)
   train_idx = sources.subsample(train_idx, labels, d.data_sample, d.fold_seed)
   val_idx = sources.subsample(val_idx, labels, d.data_sample, d.fold_seed)
-  test_ds = sources.open_dataset(d.path, "test", **kw)
+  test_ds = sources.open_split(d, "test")
   return train_ds, train_idx, val_idx, test_ds
 
 

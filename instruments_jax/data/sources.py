@@ -98,6 +98,12 @@ def open_dataset(path: str, split: str, *, synth_seed: int = 0, audio_column: st
   return _class_folders(path, split, skip_bad_files)
 
 
+def open_split(data_cfg, split: str, path: str | None = None) -> Dataset | None:
+  """Opens `split` of `path` (default data_cfg.path) with the config's columns, synth seed and bad-file policy."""
+  return open_dataset(path or data_cfg.path, split, synth_seed=data_cfg.synth_seed, audio_column=data_cfg.audio_column,
+                      label_column=data_cfg.label_column, skip_bad_files=data_cfg.skip_bad_files)
+
+
 def _inside(root: str, rel: str) -> str | None:
   """Returns root/rel resolved, or None when rel escapes root."""
   if os.path.isabs(rel):
