@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from instruments_jax.configs import get_config
 from instruments_jax.evaluate import plot_chart
