@@ -60,14 +60,13 @@ def predict_files(clf, files: list[str], batch_size: int | None = None) -> tuple
     ds = Dataset("predict", clips)
     predict = jax.jit(lambda x: clf.apply_log_mel(clf.params, x[..., 0]))
     probs = predict_clips(predict, ds, np.arange(len(clips)), cfg, tolerate_errors=True)
-    chunks = np.bincount([pos for pos, _, _ in pipeline.eval_plan(ds, np.arange(len(clips)), cfg.prediction)],
-                         minlength=len(clips))
+    plan = pipeline.eval_plan(ds, np.arange(len(clips)), cfg.prediction)
+    chunks = np.bincount([pos for pos, _, _ in plan], minlength=len(clips))
     for i, (clip, p) in enumerate(zip(clips, probs)):
       if np.isnan(p).any():
         try:  # find the reason in this process; the decoder ran in a worker
-          for start in np.arange(0.0, min(clip.duration, cfg.prediction.max_inference_chunk_seconds),
-                                 cfg.prediction.inference_chunk_seconds):
-            ds.load(i, float(start), cfg.prediction.inference_chunk_seconds, cfg.audio.sample_rate)
+          for start in (start for pos, _, start in plan if pos == i):
+            ds.load(i, start, cfg.prediction.inference_chunk_seconds, cfg.audio.sample_rate)
           reason = f"cannot decode {clip.name!r}"
         except DataError as e:
           reason = str(e)
