@@ -58,13 +58,13 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, loss: str, det
   return out
 
 
-def predict_clips(predict_fn, dataset, indices, cfg, tolerate_errors: bool = False):
+def predict_clips(predict_fn, dataset, indices, cfg, tolerate_errors: bool = False, cache=None):
   """Returns [len(indices), C] probabilities: `predict_fn(x) -> probs` over chunks, averaged per clip.
 
   A clip whose audio cannot be decoded raises DataError, or with `tolerate_errors`
-  gets NaN probabilities (the caller lists it).
+  gets NaN probabilities (the caller lists it). With a FeatureCache, chunks are cut from it.
   """
-  _, batches = pipeline.eval_batches(dataset, indices, cfg)
+  _, batches = pipeline.eval_batches(dataset, indices, cfg, cache=cache)
   sums = np.zeros((len(indices), len(CLASSES)))
   counts = np.zeros(len(indices))
   failed = np.zeros(len(indices), bool)
@@ -165,7 +165,9 @@ def evaluate_run(workdir: str, data: str | None = None, split: str = "test", out
   out_dir = out_dir or workdir
   dataset, indices = split_indices(cfg, data, split)
   predict = jax.jit(lambda x: clf.apply_log_mel(clf.params, x[..., 0]))
-  probs = predict_clips(predict, dataset, indices, cfg)
+  from instruments_jax.data import cache
+
+  probs = predict_clips(predict, dataset, indices, cfg, cache=cache.from_config(cfg.data, cfg.audio))
   labels = dataset.labels[indices]
   m = classification_metrics(probs, labels, cfg.train.loss, detailed=True)
   m.update(split=split, data=data, workdir=workdir)

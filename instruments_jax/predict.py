@@ -60,13 +60,13 @@ def predict_files(clf, files: list[str], batch_size: int | None = None) -> tuple
     ds = Dataset("predict", clips)
     predict = jax.jit(lambda x: clf.apply_log_mel(clf.params, x[..., 0]))
     probs = predict_clips(predict, ds, np.arange(len(clips)), cfg, tolerate_errors=True)
-    plan = pipeline.eval_plan(ds, np.arange(len(clips)), cfg.prediction)
-    chunks = np.bincount([pos for pos, _, _ in plan], minlength=len(clips))
+    plan = pipeline.eval_plan(ds, np.arange(len(clips)), cfg.prediction, tuple(cfg.data.get("length_buckets", ())))
+    chunks = np.bincount([entry[0] for entry in plan], minlength=len(clips))
     for i, (clip, p) in enumerate(zip(clips, probs)):
       if np.isnan(p).any():
         try:  # find the reason in this process; the decoder ran in a worker
-          for start in (start for pos, _, start in plan if pos == i):
-            ds.load(i, start, cfg.prediction.inference_chunk_seconds, cfg.audio.sample_rate)
+          for _, _, start, seconds in (entry for entry in plan if entry[0] == i):
+            ds.load(i, start, seconds, cfg.audio.sample_rate)
           reason = f"cannot decode {clip.name!r}"
         except DataError as e:
           reason = str(e)

@@ -10,6 +10,7 @@ workdir receives config.json, metrics.jsonl and the final checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging as pylogging
 import os
@@ -28,7 +29,7 @@ from jax.sharding import PartitionSpec as P
 from ml_collections import config_flags
 
 from instruments_jax import CLASSES, configs, run
-from instruments_jax.data import features, pipeline, sources
+from instruments_jax.data import cache, features, pipeline, sources
 from instruments_jax.evaluate import classification_metrics, plot_chart, predict_clips, probabilities
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "A named config (baseline, quick, smoke) or a config file.")
@@ -93,6 +94,8 @@ def make_steps(model, tx, cfg, seed: int = 0):
   from instruments_jax.data import augment
 
   def train_step(state, x, y):
+    if cfg.audio.get("features_on_device", False):  # waveforms [B, samples] in; the log-mel is part of the step
+      x = features.log_mel(x, cfg.audio, xp=jnp)[..., None]
     if cfg.augmentation.mix_audio == "mixup":
       key = jax.random.fold_in(jax.random.key(seed), state["step"])
       x, y = augment.mixup(x, jax.nn.one_hot(y, len(CLASSES)), key, cfg.augmentation)
@@ -129,8 +132,13 @@ class MetricsLog:
       f.write(json.dumps(record) + "\n")
 
 
-def load_data(cfg):
-  """Returns (train dataset, train indices, validation indices, test dataset or None)."""
+def load_data(cfg, cache=None):
+  """Returns (train dataset, train indices, validation indices, test dataset or None).
+
+  With a FeatureCache, every clip in use is decoded into it first (in worker
+  processes), so files that fail to decode stop the run here, before training,
+  or with data.skip_bad_files are left out and listed in the dataset's `skipped`.
+  """
   d = cfg.data
   train_ds = sources.open_split(d, "train")
   if train_ds is None:
@@ -142,7 +150,26 @@ def load_data(cfg):
   train_idx = sources.subsample(train_idx, labels, d.data_sample, d.fold_seed)
   val_idx = sources.subsample(val_idx, labels, d.data_sample, d.fold_seed)
   test_ds = sources.open_split(d, "test")
+  if cache is not None:
+    t0 = time.time()
+    bad = _fill(cache, train_ds, np.concatenate([train_idx, val_idx]), d)
+    train_idx, val_idx = (np.setdiff1d(idx, bad, assume_unique=True) for idx in (train_idx, val_idx))
+    if test_ds is not None:
+      keep = np.setdiff1d(np.arange(len(test_ds)), _fill(cache, test_ds, np.arange(len(test_ds)), d))
+      if len(keep) < len(test_ds):
+        test_ds = dataclasses.replace(test_ds, clips=[test_ds.clips[i] for i in keep])
+    logging.info("feature cache %s ready in %.0fs", cache.directory, time.time() - t0)
   return train_ds, train_idx, val_idx, test_ds
+
+
+def _fill(cache, ds, indices, data_cfg) -> list[int]:
+  """Fills the cache for `indices`; returns the indices that failed (raising unless skip_bad_files)."""
+  failed = sorted(cache.fill(ds, indices, data_cfg.num_workers))
+  if failed and not data_cfg.skip_bad_files:
+    raise sources.DataError(f"{failed[0][1]} ({len(failed)} file(s) fail to decode); run with "
+                            f"--config.data.skip_bad_files=true to continue without them")
+  ds.skipped.extend((ds.clips[i].name, why) for i, why in failed)
+  return [i for i, _ in failed]
 
 
 def shard(x: np.ndarray, mesh) -> jax.Array:
@@ -171,6 +198,9 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
   seed = resolve_seed(cfg)
   if cfg.augmentation.mix_audio not in ("disabled", "mixup"):
     raise ConfigError(f"augmentation.mix_audio={cfg.augmentation.mix_audio!r}: choose disabled or mixup")
+  if cfg.audio.get("features_on_device", False) and (cfg.augmentation.freq_masks or cfg.augmentation.time_masks):
+    raise ConfigError("audio.features_on_device=true computes the log-mel in the train step, after the "
+                      "workers' SpecAugment would run; set augmentation.freq_masks=0 and time_masks=0")
   with open(os.path.join(workdir, "config.json"), "w") as f:
     f.write(cfg.to_json_best_effort(indent=2))
   logging.info("seed %d, workdir %s, devices %s", seed, workdir, jax.devices())
@@ -185,7 +215,8 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
   model = build_model(cfg, (cfg.audio.mel_bins, None, 1))  # fails here, before data work, without weights
   logging.info("model: ResNet50, input %s, %d parameters, weights=%s", shape, model.count_params(), cfg.model.weights)
 
-  train_ds, train_idx, val_idx, test_ds = load_data(cfg)
+  feature_cache = cache.from_config(cfg.data, cfg.audio)
+  train_ds, train_idx, val_idx, test_ds = load_data(cfg, feature_cache)
   skipped = train_ds.skipped + (test_ds.skipped if test_ds else [])
   if skipped:
     with open(os.path.join(workdir, "skipped_files.txt"), "w") as f:
@@ -202,12 +233,12 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
                      f"choose a multiple of {mesh.size}")
   logging.info("devices: %d (%s); each holds %d of every batch of %d", mesh.size, jax.devices()[0].platform,
                b // mesh.size, b)
-  steps_per_epoch = pipeline.steps_per_epoch(len(train_idx), b, cfg.train.drop_last_batch)
+  steps_per_epoch = pipeline.train_steps_per_epoch(train_ds, train_idx, cfg)
   total_steps = steps_per_epoch * cfg.train.epochs
   tx, schedule = make_optimizer(cfg, total_steps)
   state = jax.device_put(run.train_state(model, tx), NamedSharding(mesh, P()))  # replicated
   train_step, predict = make_steps(model, tx, cfg, seed)
-  batches = pipeline.train_batches(train_ds, train_idx, cfg, seed, cfg.train.epochs).__iter__()
+  batches = pipeline.train_batches(train_ds, train_idx, cfg, seed, cfg.train.epochs, feature_cache).__iter__()
   manager = run.checkpoint_manager(workdir, cfg.train.keep_checkpoints)
   restored = run.restore_latest(manager, state, batches)
   start = 0
@@ -219,7 +250,8 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
 
   def evaluate(split, ds, idx):
     t0 = time.time()
-    probs = predict_clips(lambda x: predict(state["params"], state["model_state"], shard(x, mesh)), ds, idx, cfg)
+    probs = predict_clips(lambda x: predict(state["params"], state["model_state"], shard(x, mesh)), ds, idx, cfg,
+                          cache=feature_cache)
     m = classification_metrics(probs, ds.labels[idx], cfg.train.loss)
     logging.info("%s: loss %.4f  accuracy %.4f  roc_auc %.4f  (%d clips, %.0fs)", split, m["loss"],
                  m["accuracy"], m["roc_auc"], m["clips"], time.time() - t0)

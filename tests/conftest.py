@@ -1,6 +1,10 @@
 import os
 
+import tempfile
+
 os.environ.setdefault("KERAS_BACKEND", "jax")
+# The feature cache of every test (and every training subprocess) lives in a fresh folder.
+os.environ["INSTRUMENTS_JAX_CACHE"] = tempfile.mkdtemp(prefix="instruments_jax_cache_")
 
 import pytest
 

@@ -43,6 +43,6 @@ def test_eval_covers_each_clip_in_fixed_chunks_up_to_the_cap():
   cfg.prediction.max_inference_chunk_seconds = 7.0
   plan = pipeline.eval_plan(ds, np.arange(6), cfg.prediction)
   for pos in range(6):
-    starts = [s for p, _, s in plan if p == pos]
+    starts = [s for p, _, s, _ in plan if p == pos]
     covered = min(ds.clips[pos].duration, 7.0)
     assert starts == [2.0 * k for k in range(int(np.ceil(covered / 2.0 - 1e-6)))]

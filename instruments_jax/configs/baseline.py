@@ -32,6 +32,8 @@ def get_config():
   c.audio.top_db = 80.0  # librosa.power_to_db's default floor
   c.audio.normalization = "none"  # spectrogram_normalization=No
   c.audio.training_chunk_seconds = 60.0
+  # Not in the seed: compute the log-mel inside the jitted train step from waveform batches.
+  c.audio.features_on_device = False
 
   c.augmentation = ml_collections.ConfigDict()
   c.augmentation.mix_audio = "disabled"  # disabled | mixup
@@ -64,6 +66,12 @@ def get_config():
   c.data.data_sample = 1.0
   c.data.num_workers = 4  # environment.number_of_workers
   c.data.skip_bad_files = False
+  # Not in the seed. Whole-clip log-mels cached on disk: "auto" ($INSTRUMENTS_JAX_CACHE or
+  # ~/.cache/instruments_jax), a directory, or "none".
+  c.data.cache_dir = "auto"
+  # Padded lengths in seconds for clips shorter than a chunk, e.g. (5.0, 15.0, 30.0); () pads
+  # every chunk to its full length, as the seed did.
+  c.data.length_buckets = ()
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 8

@@ -9,8 +9,16 @@ class DataError(ValueError):
   """A file, row or dataset that cannot be used; the message names it and says why."""
 
 
+# Header values outside these ranges are corrupt headers (or not audio), not recordings.
+MIN_RATE, MAX_RATE, MAX_CHANNELS = 1000, 768_000, 64
+
+
 def info(path: str) -> tuple[float, int, int]:
   """Returns (duration_s, sample_rate, channels) from the header, without decoding."""
+  return _info(path)[:3]
+
+
+def _info(path: str):
   import os
 
   import soundfile as sf
@@ -23,7 +31,26 @@ def info(path: str) -> tuple[float, int, int]:
     raise DataError(f"cannot read {path!r}: {_reason(e)}") from None
   if i.frames <= 0 or i.samplerate <= 0:
     raise DataError(f"cannot use {path!r}: it holds no audio samples")
-  return i.frames / i.samplerate, int(i.samplerate), int(i.channels)
+  if not MIN_RATE <= i.samplerate <= MAX_RATE or not 1 <= i.channels <= MAX_CHANNELS:
+    raise DataError(f"cannot use {path!r}: its header says {i.samplerate} Hz and {i.channels} channels")
+  return i.frames / i.samplerate, int(i.samplerate), int(i.channels), i.subtype
+
+
+def check(path: str) -> tuple[float, int, int]:
+  """Like `info`, and for float formats (the only ones that can hold NaN or inf) scans every sample."""
+  duration, sr, ch, subtype = _info(path)
+  if subtype in ("FLOAT", "DOUBLE"):
+    import soundfile as sf
+
+    try:
+      for block in sf.blocks(path, blocksize=1 << 18, dtype="float32", always_2d=True):
+        if not np.isfinite(block).all():
+          raise DataError(f"cannot use {path!r}: it holds NaN or infinite samples")
+    except DataError:
+      raise
+    except Exception as e:
+      raise DataError(f"cannot decode {path!r}: {_reason(e)}") from None
+  return duration, sr, ch
 
 
 def load_window(path: str, start: float, duration: float, sample_rate: int) -> np.ndarray:
@@ -37,6 +64,8 @@ def load_window(path: str, start: float, duration: float, sample_rate: int) -> n
   try:
     with sf.SoundFile(path) as f:
       sr_in = f.samplerate
+      if not MIN_RATE <= sr_in <= MAX_RATE or not 1 <= f.channels <= MAX_CHANNELS:
+        raise DataError(f"its header says {sr_in} Hz and {f.channels} channels")
       first = int(round(start * sr_in))
       if first:
         f.seek(min(first, f.frames))

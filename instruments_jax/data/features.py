@@ -33,8 +33,45 @@ def _filters(sr, n_fft, n_mels, fmin, fmax):
   return fb.T.astype(np.float32), window.astype(np.float32)
 
 
+def db_frames(wave: np.ndarray, audio_cfg, block: int = 2048) -> np.ndarray:
+  """Returns [..., frames, mel_bins] float32 dB of waveforms [..., samples], before the top_db floor.
+
+  The host path: strided frames, scipy's float32 FFT, in blocks of frames so a
+  10-minute clip never holds all its STFT frames at once.
+  """
+  import scipy.fft
+
+  n_fft, hop = audio_cfg.stft_window_size, audio_cfg.hop_size
+  fb, window = _filters(audio_cfg.sample_rate, n_fft, audio_cfg.mel_bins, float(audio_cfg.fmin), float(audio_cfg.fmax))
+  wave = np.asarray(wave, np.float32)
+  lead, length = wave.shape[:-1], wave.shape[-1]
+  flat = wave.reshape(-1, length)
+  n = num_frames(length, hop)
+  out = np.empty((len(flat), n, audio_cfg.mel_bins), np.float32)
+  for row, w in enumerate(flat):
+    frames = np.lib.stride_tricks.sliding_window_view(np.pad(w, n_fft // 2), n_fft)[::hop]
+    for s in range(0, n, block):
+      spec = scipy.fft.rfft(frames[s:s + block] * window, axis=-1)
+      out[row, s:s + block] = (spec.real**2 + spec.imag**2) @ fb
+  np.log10(np.maximum(out, 1e-10, out=out), out=out)
+  out *= 10.0
+  return out.reshape(lead + (n, audio_cfg.mel_bins))
+
+
+def floor_db(db, top_db, xp=np):
+  """Applies librosa's top_db floor over the last two axes (one clip or chunk)."""
+  if top_db is None:
+    return db
+  return xp.maximum(db, db.max(axis=(-2, -1), keepdims=True) - top_db)
+
+
 def log_mel(wave, audio_cfg, xp=np):
-  """Returns the log-mel spectrogram [..., mel_bins, frames] (dB) of waveforms [..., samples]."""
+  """Returns the log-mel spectrogram [..., mel_bins, frames] (dB) of waveforms [..., samples].
+
+  With xp=jax.numpy it traces into a jitted function (the on-device front end).
+  """
+  if xp is np:
+    return np.ascontiguousarray(np.swapaxes(floor_db(db_frames(wave, audio_cfg), audio_cfg.top_db), -1, -2))
   n_fft, hop = audio_cfg.stft_window_size, audio_cfg.hop_size
   fb, window = _filters(audio_cfg.sample_rate, n_fft, audio_cfg.mel_bins, float(audio_cfg.fmin), float(audio_cfg.fmax))
   pad = [(0, 0)] * (wave.ndim - 1) + [(n_fft // 2, n_fft // 2)]
@@ -44,8 +81,5 @@ def log_mel(wave, audio_cfg, xp=np):
   frames = x[..., idx] * window  # [..., frames, n_fft]
   spec = xp.fft.rfft(frames, axis=-1)
   power = (spec.real**2 + spec.imag**2).astype(xp.float32)
-  mel = power @ fb  # [..., frames, mel_bins]
-  db = 10.0 * xp.log10(xp.maximum(mel, 1e-10))
-  if audio_cfg.top_db is not None:
-    db = xp.maximum(db, db.max(axis=(-2, -1), keepdims=True) - audio_cfg.top_db)
-  return xp.swapaxes(db, -1, -2).astype(xp.float32)
+  db = 10.0 * xp.log10(xp.maximum(power @ fb, 1e-10))  # [..., frames, mel_bins]
+  return xp.swapaxes(floor_db(db, audio_cfg.top_db, xp), -1, -2).astype(xp.float32)

@@ -21,94 +21,173 @@ from instruments_jax.data.audio import DataError
 from instruments_jax.data.sources import Dataset
 
 
+def bucket_seconds(duration: float, chunk: float, buckets) -> float:
+  """Returns the padded length of a chunk holding `duration` s: the smallest bucket that fits, else `chunk`."""
+  for b in sorted(buckets):
+    if min(duration, chunk) <= b < chunk:
+      return float(b)
+  return float(chunk)
+
+
+def _features(dataset, cache, i, start, seconds, audio_cfg):
+  """Log-mel [mels, frames] of a window: cut from the cache, or decoded now."""
+  if cache is not None:
+    return cache.chunk(dataset, i, start, seconds)
+  return features.log_mel(dataset.load(i, start, seconds, audio_cfg.sample_rate), audio_cfg)
+
+
 @dataclasses.dataclass(frozen=True)
-class _TrainChunk:
+class _TrainBatch:
+  """Loads one batch plan entry: (clip indices, seconds) -> {"x", "y"}."""
+
   dataset: Dataset
-  indices: np.ndarray
   audio_cfg: object
   aug_cfg: object
+  cache: object  # FeatureCache or None
+  on_device: bool  # yield waveforms; the train step computes the log-mel
 
-  def __call__(self, k, rng: np.random.Generator):
-    i = int(self.indices[k])
-    seconds = self.audio_cfg.training_chunk_seconds
+  def __call__(self, entry, rng: np.random.Generator):
+    clips, seconds = entry
+    xs = [self.one(int(i), float(seconds), rng) for i in clips]
+    return {"x": np.stack(xs), "y": np.array([self.dataset.clips[int(i)].label for i in clips], np.int32)}
+
+  def one(self, i, seconds, rng):
     spare = self.dataset.clips[i].duration - seconds
     start = float(rng.uniform(0.0, spare)) if spare > 0 else 0.0
-    wave = self.dataset.load(i, start, seconds, self.audio_cfg.sample_rate)
-    if augment.enabled(self.aug_cfg):
-      wave = augment.waveform(wave, self.audio_cfg.sample_rate, self.aug_cfg, rng)
-    mel = features.log_mel(wave, self.audio_cfg)
-    if self.aug_cfg.freq_masks or self.aug_cfg.time_masks:
-      mel = augment.spec_augment(mel, self.aug_cfg, rng)
-    return {"x": mel[..., None], "y": np.int32(self.dataset.clips[i].label)}
+    a, aug = self.audio_cfg, self.aug_cfg
+    if self.cache is not None and not self.on_device and not augment.enabled(aug):
+      mel = self.cache.chunk(self.dataset, i, start, seconds)
+    else:
+      wave = self.dataset.load(i, start, seconds, a.sample_rate)
+      if augment.enabled(aug):
+        wave = augment.waveform(wave, a.sample_rate, aug, rng)
+      if self.on_device:
+        return wave
+      mel = features.log_mel(wave, a)
+    if aug.freq_masks or aug.time_masks:
+      mel = augment.spec_augment(mel, aug, rng)
+    return mel[..., None]
+
+
+def _batch_plan(dataset: Dataset, indices: np.ndarray, cfg, seed: int, epochs: int) -> list:
+  """Returns [(clip indices, seconds)] per step: each epoch a seeded permutation, cut per length bucket."""
+  b, chunk, buckets = cfg.train.batch_size, cfg.audio.training_chunk_seconds, tuple(cfg.data.length_buckets)
+  length = np.array([bucket_seconds(dataset.clips[int(i)].duration, chunk, buckets) for i in indices])
+  plan = []
+  for epoch in range(epochs):
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(indices))
+    steps = []
+    for sec in np.unique(length):
+      members = indices[order[length[order] == sec]]
+      cut = len(members) // b * b if cfg.train.drop_last_batch else len(members)
+      steps += [(members[k:k + b], float(sec)) for k in range(0, cut, b)]
+    plan += [steps[k] for k in rng.permutation(len(steps))]
+  return plan
 
 
 def steps_per_epoch(num_clips: int, batch_size: int, drop_last: bool = True) -> int:
   return num_clips // batch_size if drop_last else math.ceil(num_clips / batch_size)
 
 
-def train_batches(dataset: Dataset, indices: np.ndarray, cfg, seed: int, epochs: int) -> grain.IterDataset:
-  """Returns `epochs` epochs of training batches {"x": [B, mels, frames, 1], "y": [B]}."""
+def train_steps_per_epoch(dataset: Dataset, indices: np.ndarray, cfg) -> int:
+  """Steps in one epoch; with length buckets every epoch has the same count (bucket sizes are fixed)."""
+  if not cfg.data.length_buckets:
+    return steps_per_epoch(len(indices), cfg.train.batch_size, cfg.train.drop_last_batch)
+  return len(_batch_plan(dataset, np.asarray(indices), cfg, 0, 1))
+
+
+def train_batches(dataset: Dataset, indices: np.ndarray, cfg, seed: int, epochs: int,
+                  cache=None) -> grain.IterDataset:
+  """Returns `epochs` epochs of training batches {"x": [B, mels, frames, 1], "y": [B]}.
+
+  With audio.features_on_device, "x" holds waveforms [B, samples] instead. Without
+  length buckets (the seed), every chunk is `training_chunk_seconds`; with them, a
+  batch holds clips of one bucket, padded to that bucket's length.
+  """
   b = cfg.train.batch_size
   n = len(indices)
   if n < b:
     raise ValueError(f"{n} training clips are fewer than one batch of {b}")
+  load = _TrainBatch(dataset, cfg.audio, cfg.augmentation, cache, bool(cfg.audio.get("features_on_device", False)))
+  if cfg.data.length_buckets:
+    ds = grain.MapDataset.source(_batch_plan(dataset, np.asarray(indices), cfg, seed, epochs)).random_map(load)
+    return worker_iter(ds, cfg.data.num_workers)
   per_epoch = steps_per_epoch(n, b, cfg.train.drop_last_batch) * b
   ds = grain.MapDataset.range(n).seed(seed).shuffle()
   if per_epoch < n:  # drop-last: each epoch drops a different tail of its own permutation
     ds = ds.slice(slice(0, per_epoch))
-  ds = ds.repeat(epochs).random_map(_TrainChunk(dataset, np.asarray(indices), cfg.audio, cfg.augmentation))
-  ds = ds.batch(b, drop_remainder=cfg.train.drop_last_batch)
-  return _to_iter(ds, cfg.data.num_workers)
+  ds = ds.repeat(epochs).random_map(_OneClip(load, np.asarray(indices), cfg.audio.training_chunk_seconds))
+  return worker_iter(ds.batch(b, drop_remainder=cfg.train.drop_last_batch), cfg.data.num_workers)
 
 
-def eval_plan(dataset: Dataset, indices: np.ndarray, pred_cfg) -> list[tuple[int, int, float]]:
-  """Returns (position in indices, clip index, start_s) for every inference chunk."""
+@dataclasses.dataclass(frozen=True)
+class _OneClip:
+  load: _TrainBatch
+  indices: np.ndarray
+  seconds: float
+
+  def __call__(self, k, rng: np.random.Generator):
+    i = int(self.indices[k])
+    return {"x": self.load.one(i, self.seconds, rng), "y": np.int32(self.load.dataset.clips[i].label)}
+
+
+def eval_plan(dataset: Dataset, indices: np.ndarray, pred_cfg, buckets=()) -> list[tuple[int, int, float, float]]:
+  """Returns (position in indices, clip index, start_s, seconds) for every inference chunk.
+
+  Chunks are `inference_chunk_seconds` long, or with length buckets the smallest
+  bucket that holds what is left of the clip.
+  """
   chunk, cap = pred_cfg.inference_chunk_seconds, pred_cfg.max_inference_chunk_seconds
   plan = []
   for pos, i in enumerate(indices):
     covered = min(dataset.clips[int(i)].duration, cap)
     for k in range(max(1, math.ceil(covered / chunk - 1e-6))):
-      plan.append((pos, int(i), k * chunk))
+      plan.append((pos, int(i), k * chunk, bucket_seconds(covered - k * chunk, chunk, buckets)))
   return plan
 
 
 @dataclasses.dataclass(frozen=True)
-class _EvalChunk:
+class _EvalBatch:
+  """Loads a list of plan entries of one length into a batch padded to `size` with clip = -1."""
+
   dataset: Dataset
   audio_cfg: object
-  seconds: float
+  cache: object
+  size: int
 
-  def __call__(self, item):
-    pos, i, start = item
-    try:
-      wave = self.dataset.load(i, start, self.seconds, self.audio_cfg.sample_rate)
-      ok = True
-    except DataError:  # evaluation goes on; the caller re-reads bad clips for their reasons
-      wave, ok = np.zeros(int(round(self.seconds * self.audio_cfg.sample_rate)), np.float32), False
-    return {"x": features.log_mel(wave, self.audio_cfg)[..., None], "clip": np.int32(pos), "ok": np.bool_(ok)}
+  def __call__(self, entries):
+    xs, clips, oks = [], [], []
+    for pos, i, start, seconds in entries:
+      try:
+        mel, ok = _features(self.dataset, self.cache, int(i), float(start), float(seconds), self.audio_cfg), True
+      except DataError:  # evaluation goes on; the caller re-reads bad clips for their reasons
+        n = int(round(seconds * self.audio_cfg.sample_rate))
+        mel, ok = features.log_mel(np.zeros(n, np.float32), self.audio_cfg), False
+      xs.append(mel[..., None])
+      clips.append(pos)
+      oks.append(ok)
+    short = self.size - len(xs)
+    xs += [np.zeros_like(xs[0])] * short
+    return {"x": np.stack(xs), "clip": np.array(clips + [-1] * short, np.int32),
+            "ok": np.array(oks + [False] * short, bool)}
 
 
-def eval_batches(dataset: Dataset, indices: np.ndarray, cfg, num_workers: int | None = None):
-  """Returns (plan, batches): chunk batches {"x", "clip", "ok"}, the last one padded with clip = -1."""
-  plan = eval_plan(dataset, indices, cfg.prediction)
+def eval_batches(dataset: Dataset, indices: np.ndarray, cfg, num_workers: int | None = None, cache=None):
+  """Returns (plan, batches): chunk batches {"x", "clip", "ok"} of one length each, the last of a length padded."""
+  buckets = tuple(cfg.data.get("length_buckets", ()))
+  plan = eval_plan(dataset, indices, cfg.prediction, buckets)
   b = cfg.prediction.batch_size
-  ds = grain.MapDataset.source(plan).map(_EvalChunk(dataset, cfg.audio, cfg.prediction.inference_chunk_seconds))
-  ds = ds.batch(b, drop_remainder=False)
-  workers = cfg.data.num_workers if num_workers is None else num_workers
-
-  def padded():
-    for batch in _to_iter(ds, workers):
-      short = b - len(batch["clip"])
-      if short:
-        batch = {"x": np.concatenate([batch["x"], np.zeros((short,) + batch["x"].shape[1:], batch["x"].dtype)]),
-                 "clip": np.concatenate([batch["clip"], np.full(short, -1, np.int32)]),
-                 "ok": np.concatenate([batch["ok"], np.zeros(short, bool)])}
-      yield batch
-
-  return plan, padded()
+  groups = []
+  for sec in sorted({p[3] for p in plan}, reverse=True):
+    same = [p for p in plan if p[3] == sec]
+    groups += [same[k:k + b] for k in range(0, len(same), b)]
+  ds = grain.MapDataset.source(groups).map(_EvalBatch(dataset, cfg.audio, cache, b))
+  return plan, worker_iter(ds, cfg.data.num_workers if num_workers is None else num_workers)
 
 
-def _to_iter(ds: grain.MapDataset, num_workers: int) -> grain.IterDataset:
+def worker_iter(ds: grain.MapDataset, num_workers: int) -> grain.IterDataset:
+  """Iterates `ds` in the main process, or in `num_workers` grain worker processes."""
   it = ds.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=2))
   if num_workers > 0:
     from absl import flags

@@ -84,8 +84,13 @@ def synth_dataset(seed: int, split: str) -> Dataset:
 
 
 def open_dataset(path: str, split: str, *, synth_seed: int = 0, audio_column: str = "FileName",
-                 label_column: str = "Class", skip_bad_files: bool = False) -> Dataset | None:
-  """Opens one split ("train", "test" or synth's "unseen") of `synth` or a dataset directory; None if absent."""
+                 label_column: str = "Class", skip_bad_files: bool = False,
+                 list_escapes: bool = False) -> Dataset | None:
+  """Opens one split ("train", "test" or synth's "unseen") of `synth` or a dataset directory; None if absent.
+
+  A CSV path escaping the data root is never read: it raises, or with `list_escapes`
+  (data.inspect) it is listed among the skipped files with the reason.
+  """
   if path == "synth":
     return synth_dataset(synth_seed, split)
   if not os.path.isdir(path):
@@ -94,7 +99,7 @@ def open_dataset(path: str, split: str, *, synth_seed: int = 0, audio_column: st
     csv_path = os.path.join(path, KAGGLE_CSVS[split])
     if not os.path.exists(csv_path):
       return None
-    return _kaggle(path, split, csv_path, audio_column, label_column, skip_bad_files)
+    return _kaggle(path, split, csv_path, audio_column, label_column, skip_bad_files, list_escapes)
   return _class_folders(path, split, skip_bad_files)
 
 
@@ -112,7 +117,7 @@ def _inside(root: str, rel: str) -> str | None:
   return full if full.startswith(os.path.realpath(root) + os.sep) else None
 
 
-def _kaggle(root, split, csv_path, audio_column, label_column, skip_bad_files):
+def _kaggle(root, split, csv_path, audio_column, label_column, skip_bad_files, list_escapes=False):
   audio_dirs = [os.path.join(root, d) for d in KAGGLE_AUDIO_DIRS[split]] + [root]
   with open(csv_path, newline="", encoding="utf-8-sig") as f:
     reader = csv.DictReader(f)
@@ -120,7 +125,7 @@ def _kaggle(root, split, csv_path, audio_column, label_column, skip_bad_files):
     if missing:
       raise DataError(f"{csv_path}: no column {', '.join(sorted(missing))} (found {reader.fieldnames})")
     rows = list(reader)
-  found = []
+  found, seen = [], {}
   for row_no, row in enumerate(rows, start=2):  # row 1 is the header
     name, raw = (row[audio_column] or "").strip(), (row[label_column] or "").strip()
     where = f"{csv_path} row {row_no} ({name!r})"
@@ -129,8 +134,15 @@ def _kaggle(root, split, csv_path, audio_column, label_column, skip_bad_files):
       found.append((name, None, f"{where}: unknown label {raw!r}; known: {', '.join(CLASSES)} "
                                 f"(spellings such as Sound_Guitar are accepted)"))
       continue
+    first = seen.setdefault(os.path.normpath(name), (row_no, raw))
+    if first[0] != row_no:  # the first row keeps the file; a repeat is reported, never merged silently
+      found.append((name, None, f"{where}: duplicate of row {first[0]} (label {first[1]!r}, here {raw!r})"))
+      continue
     if _inside(root, name) is None:
-      raise DataError(f"{where}: the path escapes the data root {root!r}; refusing to read it")
+      if not list_escapes:
+        raise DataError(f"{where}: the path escapes the data root {root!r}; refusing to read it")
+      found.append((name, None, f"{where}: the path escapes the data root; refused, never read"))
+      continue
     full = next((p for p in (_inside(d, name) for d in audio_dirs) if p and os.path.isfile(p)), None)
     if full is None:
       found.append((name, None, f"{where}: file not found under {', '.join(audio_dirs)}"))
@@ -169,7 +181,7 @@ def _probe(name, found, skip_bad_files) -> Dataset:
       if target is None:
         raise DataError(where)
       full, label = target
-      duration, sr, ch = audio.info(full)
+      duration, sr, ch = audio.check(full)
       clips.append(Clip(rel, label, duration, sr, ch, full))
     except DataError as e:
       if not skip_bad_files:

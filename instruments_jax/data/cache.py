@@ -1,0 +1,150 @@
+"""An on-disk cache of whole-clip log-mel features, so epoch 2 onwards and re-runs skip decoding.
+
+Layout: `<root>/logmel-<feature key>/<xx>/<file key>.npy`, one float16 array
+[frames, mel_bins] per clip holding dB before the top_db floor (the floor is
+per chunk, so it is applied when a chunk is cut). Keys:
+- feature key: every audio setting the features depend on, and CACHE_VERSION;
+  changing the config misses the cache instead of reading stale entries;
+- file key: the real path, size and mtime of the file (a synth clip: its seed,
+  split, index and the synth module's source hash).
+Writes go to a temporary file in the same directory and are renamed into
+place, so an interrupted run never leaves a partial entry; an unreadable entry
+is recomputed.
+
+A chunk cut from the cache differs from decoding that chunk alone only where
+the chunk's edges meet real neighbouring audio (its first and last
+n_fft / hop frames) and by up to half a hop in alignment; the float16 storage
+rounds dB to 0.03 at most. tests/test_cache.py states the tolerance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import os
+import tempfile
+
+import numpy as np
+
+from instruments_jax.data import audio, features
+from instruments_jax.data.audio import DataError
+
+CACHE_VERSION = 1
+FLOOR_DB = -100.0  # 10 * log10(1e-10): what silence and padding are worth before the top_db floor
+
+
+def default_root() -> str:
+  """$INSTRUMENTS_JAX_CACHE, else $XDG_CACHE_HOME/instruments_jax, else ~/.cache/instruments_jax."""
+  if os.environ.get("INSTRUMENTS_JAX_CACHE"):
+    return os.environ["INSTRUMENTS_JAX_CACHE"]
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  return os.path.join(base, "instruments_jax")
+
+
+def from_config(data_cfg, audio_cfg) -> FeatureCache | None:
+  """Returns the cache `data.cache_dir` names ("auto": default_root(); "none": no cache)."""
+  where = data_cfg.get("cache_dir", "auto")
+  if where in ("none", "", None):
+    return None
+  return FeatureCache(default_root() if where == "auto" else where, audio_cfg)
+
+
+@functools.lru_cache(maxsize=1)
+def _synth_version() -> str:
+  from instruments_jax.data import synth
+
+  with open(synth.__file__, "rb") as f:
+    return hashlib.sha1(f.read()).hexdigest()[:16]
+
+
+def _sha(text: str) -> str:
+  return hashlib.sha1(text.encode()).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureCache:
+  root: str
+  audio_cfg: object
+
+  @property
+  def directory(self) -> str:
+    a = self.audio_cfg
+    key = _sha(f"v{CACHE_VERSION}|{a.sample_rate}|{a.stft_window_size}|{a.hop_size}|{a.mel_bins}|"
+               f"{float(a.fmin)}|{float(a.fmax)}|float16")[:16]
+    return os.path.join(self.root, f"logmel-{key}")
+
+  def path(self, dataset, i: int) -> str:
+    c = dataset.clips[i]
+    if c.path is None:
+      ident = f"synth|{dataset.synth_seed}|{dataset.synth_split}|{i}|{_synth_version()}"
+    else:
+      st = os.stat(c.path)
+      ident = f"file|{os.path.realpath(c.path)}|{st.st_size}|{st.st_mtime_ns}"
+    key = _sha(ident)
+    return os.path.join(self.directory, key[:2], key + ".npy")
+
+  def get(self, dataset, i: int) -> np.ndarray:
+    """Returns clip i's dB frames [frames, mel_bins] (float16, memory-mapped), computing them on a miss."""
+    path = self.path(dataset, i)
+    try:
+      return np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+      pass
+    except Exception:  # an entry that does not parse (a disk error, a hand edit) is recomputed
+      pass
+    db = self.compute(dataset, i)
+    self._write(path, db)
+    return db
+
+  def compute(self, dataset, i: int) -> np.ndarray:
+    a = self.audio_cfg
+    wave = dataset.load(i, 0.0, dataset.clips[i].duration, a.sample_rate)  # raises DataError naming the file
+    return features.db_frames(wave, a).astype(np.float16)
+
+  def _write(self, path: str, db: np.ndarray) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+    try:
+      with os.fdopen(fd, "wb") as f:
+        np.save(f, db)
+      os.replace(tmp, path)  # atomic: readers see the old state or the whole entry
+    except BaseException:
+      if os.path.exists(tmp):
+        os.remove(tmp)
+      raise
+
+  def chunk(self, dataset, i: int, start: float, seconds: float) -> np.ndarray:
+    """Returns the log-mel [mel_bins, frames] of `seconds` of clip i from `start`, cut from the cache."""
+    a = self.audio_cfg
+    n = features.num_frames(int(round(seconds * a.sample_rate)), a.hop_size)
+    first = int(round(start * a.sample_rate / a.hop_size))
+    out = np.full((n, a.mel_bins), FLOOR_DB, np.float32)
+    part = self.get(dataset, i)[first:first + n]
+    out[: len(part)] = part
+    return np.ascontiguousarray(features.floor_db(out, a.top_db).T)
+
+  def fill(self, dataset, indices, num_workers: int = 0) -> list[tuple[int, str]]:
+    """Computes every missing entry of `indices` (in grain worker processes); returns (index, reason) of failures."""
+    import grain
+
+    from instruments_jax.data.pipeline import worker_iter
+
+    todo = [int(i) for i in indices if not os.path.exists(self.path(dataset, int(i)))]
+    if not todo:
+      return []
+    ds = grain.MapDataset.source(todo).map(_Fill(self, dataset))
+    return [(i, why) for i, why in worker_iter(ds, num_workers) if why]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Fill:
+  cache: FeatureCache
+  dataset: object
+
+  def __call__(self, i):
+    try:
+      self.cache.get(self.dataset, i)
+      return i, ""
+    except DataError as e:
+      return i, str(e)
