@@ -56,12 +56,16 @@ def test_missing_file_and_unknown_label_stop_with_the_row_named(tmp_path, kaggle
     sources.open_dataset(str(tmp_path / "d"), "train")
 
 
-def test_paths_escaping_the_data_root_are_refused_even_when_skipping(tmp_path, kaggle_dir):
+def test_paths_escaping_the_data_root_are_never_opened(tmp_path, kaggle_dir):
   shutil.copytree(kaggle_dir, tmp_path / "d")
   csv_path = tmp_path / "d" / "Metadata_Train.csv"
-  csv_path.write_text(csv_path.read_text() + "../../../etc/passwd,Sound_Drum\n")
+  csv_path.write_text(csv_path.read_text() + "../../../etc/passwd,Sound_Drum\n/etc/hostname,Sound_Drum\n")
   with pytest.raises(DataError, match="escapes the data root"):
-    sources.open_dataset(str(tmp_path / "d"), "train", skip_bad_files=True)
+    sources.open_dataset(str(tmp_path / "d"), "train")
+  ds = sources.open_dataset(str(tmp_path / "d"), "train", skip_bad_files=True)
+  assert len(ds) == 24
+  assert [(n, "refused, never opened" in why) for n, why in ds.skipped] == [("../../../etc/passwd", True),
+                                                                          ("/etc/hostname", True)]
 
 
 def test_seed_validation_split_is_stratified_fold_4_of_5():

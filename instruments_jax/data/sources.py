@@ -54,6 +54,7 @@ class Dataset:
   name: str
   clips: list[Clip]
   skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+  ignored: list[str] = dataclasses.field(default_factory=list)  # class folders: files not audio by extension
   synth_seed: int | None = None
   synth_split: str | None = None
 
@@ -84,12 +85,12 @@ def synth_dataset(seed: int, split: str) -> Dataset:
 
 
 def open_dataset(path: str, split: str, *, synth_seed: int = 0, audio_column: str = "FileName",
-                 label_column: str = "Class", skip_bad_files: bool = False,
-                 list_escapes: bool = False) -> Dataset | None:
+                 label_column: str = "Class", skip_bad_files: bool = False) -> Dataset | None:
   """Opens one split ("train", "test" or synth's "unseen") of `synth` or a dataset directory; None if absent.
 
-  A CSV path escaping the data root is never read: it raises, or with `list_escapes`
-  (data.inspect) it is listed among the skipped files with the reason.
+  A bad file or row raises DataError naming it, the row and the reason; with
+  `skip_bad_files` it is left out and listed in the dataset's `skipped`. A CSV
+  path escaping the data root is never opened, whichever the policy.
   """
   if path == "synth":
     return synth_dataset(synth_seed, split)
@@ -99,7 +100,7 @@ def open_dataset(path: str, split: str, *, synth_seed: int = 0, audio_column: st
     csv_path = os.path.join(path, KAGGLE_CSVS[split])
     if not os.path.exists(csv_path):
       return None
-    return _kaggle(path, split, csv_path, audio_column, label_column, skip_bad_files, list_escapes)
+    return _kaggle(path, split, csv_path, audio_column, label_column, skip_bad_files)
   return _class_folders(path, split, skip_bad_files)
 
 
@@ -117,7 +118,7 @@ def _inside(root: str, rel: str) -> str | None:
   return full if full.startswith(os.path.realpath(root) + os.sep) else None
 
 
-def _kaggle(root, split, csv_path, audio_column, label_column, skip_bad_files, list_escapes=False):
+def _kaggle(root, split, csv_path, audio_column, label_column, skip_bad_files):
   audio_dirs = [os.path.join(root, d) for d in KAGGLE_AUDIO_DIRS[split]] + [root]
   with open(csv_path, newline="", encoding="utf-8-sig") as f:
     reader = csv.DictReader(f)
@@ -139,9 +140,7 @@ def _kaggle(root, split, csv_path, audio_column, label_column, skip_bad_files, l
       found.append((name, None, f"{where}: duplicate of row {first[0]} (label {first[1]!r}, here {raw!r})"))
       continue
     if _inside(root, name) is None:
-      if not list_escapes:
-        raise DataError(f"{where}: the path escapes the data root {root!r}; refusing to read it")
-      found.append((name, None, f"{where}: the path escapes the data root; refused, never read"))
+      found.append((name, None, f"{where}: the path escapes the data root {root!r}; refused, never opened"))
       continue
     full = next((p for p in (_inside(d, name) for d in audio_dirs) if p and os.path.isfile(p)), None)
     if full is None:
@@ -155,7 +154,7 @@ def _class_folders(root, split, skip_bad_files):
   base = os.path.join(root, split) if os.path.isdir(os.path.join(root, split)) else root
   if base == root and split != "train":
     return None
-  found = []
+  found, ignored = [], []
   for entry in sorted(os.listdir(base)):
     d = os.path.join(base, entry)
     if not os.path.isdir(d) or entry in ("train", "test"):
@@ -165,12 +164,19 @@ def _class_folders(root, split, skip_bad_files):
       raise DataError(f"folder {d!r} is not a class; expected one of {', '.join(CLASSES)}")
     for dirpath, _, files in sorted(os.walk(d)):
       for fn in sorted(files):
+        full = os.path.join(dirpath, fn)
         if fn.lower().endswith(AUDIO_EXTENSIONS):
-          full = os.path.join(dirpath, fn)
           found.append((os.path.relpath(full, root), (full, CLASSES.index(label)), full))
+        elif not fn.startswith("."):
+          ignored.append(os.path.relpath(full, root))
   if not found:
     raise DataError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in class folders under {base!r}")
-  return _probe(os.path.relpath(base, os.path.dirname(root)), found, skip_bad_files)
+  if ignored:
+    logging.warning("%s: ignored %d file(s) that are not audio by their extension (%s): %s", base, len(ignored),
+                    ", ".join(AUDIO_EXTENSIONS), ", ".join(ignored[:10]) + (" ..." if len(ignored) > 10 else ""))
+  ds = _probe(os.path.relpath(base, os.path.dirname(root)), found, skip_bad_files)
+  ds.ignored = ignored
+  return ds
 
 
 def _probe(name, found, skip_bad_files) -> Dataset:
@@ -181,7 +187,10 @@ def _probe(name, found, skip_bad_files) -> Dataset:
       if target is None:
         raise DataError(where)
       full, label = target
-      duration, sr, ch = audio.check(full)
+      try:
+        duration, sr, ch = audio.check(full)
+      except DataError as e:
+        raise DataError(str(e) if where == full else f"{where}: {e}") from None
       clips.append(Clip(rel, label, duration, sr, ch, full))
     except DataError as e:
       if not skip_bad_files:
