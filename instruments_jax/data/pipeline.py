@@ -111,7 +111,7 @@ def train_batches(dataset: Dataset, indices: np.ndarray, cfg, seed: int, epochs:
     raise ValueError(f"{n} training clips are fewer than one batch of {b}")
   load = _TrainBatch(dataset, cfg.audio, cfg.augmentation, cache, bool(cfg.audio.get("features_on_device", False)))
   if cfg.data.length_buckets:
-    ds = grain.MapDataset.source(_batch_plan(dataset, np.asarray(indices), cfg, seed, epochs)).random_map(load)
+    ds = grain.MapDataset.source(_batch_plan(dataset, np.asarray(indices), cfg, seed, epochs)).seed(seed).random_map(load)
     return worker_iter(ds, cfg.data.num_workers)
   per_epoch = steps_per_epoch(n, b, cfg.train.drop_last_batch) * b
   ds = grain.MapDataset.range(n).seed(seed).shuffle()
