@@ -100,6 +100,9 @@ class FeatureCache:
   def compute(self, dataset, i: int) -> np.ndarray:
     a = self.audio_cfg
     wave = dataset.load(i, 0.0, dataset.clips[i].duration, a.sample_rate)  # raises DataError naming the file
+    # n_fft / 2 zeros more: frames centred just past the end still see the clip's last samples,
+    # as they do when a chunk reaching past the end is decoded and zero-padded.
+    wave = np.pad(wave, (0, a.stft_window_size // 2))
     return features.db_frames(wave, a).astype(np.float16)
 
   def _write(self, path: str, db: np.ndarray) -> None:

@@ -52,9 +52,10 @@ class _TrainBatch:
     return {"x": np.stack(xs), "y": np.array([self.dataset.clips[int(i)].label for i in clips], np.int32)}
 
   def one(self, i, seconds, rng):
-    spare = self.dataset.clips[i].duration - seconds
-    start = float(rng.uniform(0.0, spare)) if spare > 0 else 0.0
     a, aug = self.audio_cfg, self.aug_cfg
+    # A random start on the frame grid, so decoding the chunk and cutting it from the cache agree.
+    spare_frames = int((self.dataset.clips[i].duration - seconds) * a.sample_rate // a.hop_size)
+    start = int(rng.integers(0, spare_frames + 1)) * a.hop_size / a.sample_rate if spare_frames > 0 else 0.0
     if self.cache is not None and not self.on_device and not augment.enabled(aug):
       mel = self.cache.chunk(self.dataset, i, start, seconds)
     else:
