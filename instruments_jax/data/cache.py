@@ -120,34 +120,38 @@ class FeatureCache:
   def chunk(self, dataset, i: int, start: float, seconds: float) -> np.ndarray:
     """Returns the log-mel [mel_bins, frames] of `seconds` of clip i from `start`, cut from the cache."""
     a = self.audio_cfg
-    n = features.num_frames(int(round(seconds * a.sample_rate)), a.hop_size)
+    out = np.empty((a.mel_bins, features.num_frames(int(round(seconds * a.sample_rate)), a.hop_size)), np.float32)
+    self.chunk_into(out, dataset, i, start)
+    return out
+
+  def chunk_into(self, out: np.ndarray, dataset, i: int, start: float) -> None:
+    """Writes the log-mel of clip i from `start` into `out` [mel_bins, frames] (a batch row, say): one pass."""
+    a = self.audio_cfg
+    n = out.shape[1]
     first = int(round(start * a.sample_rate / a.hop_size))
-    out = np.full((n, a.mel_bins), FLOOR_DB, np.float32)
-    part = self.get(dataset, i)[first:first + n]
-    out[: len(part)] = part
-    return np.ascontiguousarray(features.floor_db(out, a.top_db).T)
+    part = self.get(dataset, i)[first:first + n]  # [frames, mels] float16
+    out[:, len(part):] = FLOOR_DB
+    out[:, :len(part)] = part.T
+    if a.top_db is not None:
+      top = max(float(part.max()) if len(part) else FLOOR_DB, FLOOR_DB)
+      np.maximum(out, top - a.top_db, out=out)
 
   def fill(self, dataset, indices, num_workers: int = 0) -> list[tuple[int, str]]:
-    """Computes every missing entry of `indices` (in grain worker processes); returns (index, reason) of failures."""
-    import grain
+    """Computes every missing entry of `indices` in `num_workers` threads; returns (index, reason) of failures.
 
-    from instruments_jax.data.pipeline import worker_iter
+    Threads, not processes: soundfile, soxr, scipy.fft and the mel matmul release
+    the GIL, and threads start at once where worker processes take seconds.
+    """
+    from concurrent.futures import ThreadPoolExecutor
 
     todo = [int(i) for i in indices if not os.path.exists(self.path(dataset, int(i)))]
-    if not todo:
-      return []
-    ds = grain.MapDataset.source(todo).map(_Fill(self, dataset))
-    return [(i, why) for i, why in worker_iter(ds, num_workers) if why]
 
+    def one(i):
+      try:
+        self.get(dataset, i)
+        return i, ""
+      except DataError as e:
+        return i, str(e)
 
-@dataclasses.dataclass(frozen=True)
-class _Fill:
-  cache: FeatureCache
-  dataset: object
-
-  def __call__(self, i):
-    try:
-      self.cache.get(self.dataset, i)
-      return i, ""
-    except DataError as e:
-      return i, str(e)
+    with features.one_blas_thread(), ThreadPoolExecutor(max(1, num_workers)) as pool:
+      return [(i, why) for i, why in pool.map(one, todo) if why]

@@ -51,12 +51,17 @@ class _TrainBatch:
     xs = [self.one(int(i), float(seconds), rng) for i in clips]
     return {"x": np.stack(xs), "y": np.array([self.dataset.clips[int(i)].label for i in clips], np.int32)}
 
+  @property
+  def cached(self) -> bool:
+    """Whether chunks are cut from the feature cache (no waveform work left to do)."""
+    return self.cache is not None and not self.on_device and not augment.enabled(self.aug_cfg)
+
   def one(self, i, seconds, rng):
     a, aug = self.audio_cfg, self.aug_cfg
     # A random start on the frame grid, so decoding the chunk and cutting it from the cache agree.
     spare_frames = int((self.dataset.clips[i].duration - seconds) * a.sample_rate // a.hop_size)
     start = int(rng.integers(0, spare_frames + 1)) * a.hop_size / a.sample_rate if spare_frames > 0 else 0.0
-    if self.cache is not None and not self.on_device and not augment.enabled(aug):
+    if self.cached:
       mel = self.cache.chunk(self.dataset, i, start, seconds)
     else:
       wave = self.dataset.load(i, start, seconds, a.sample_rate)
@@ -111,15 +116,17 @@ def train_batches(dataset: Dataset, indices: np.ndarray, cfg, seed: int, epochs:
   if n < b:
     raise ValueError(f"{n} training clips are fewer than one batch of {b}")
   load = _TrainBatch(dataset, cfg.audio, cfg.augmentation, cache, bool(cfg.audio.get("features_on_device", False)))
+  # Cutting chunks from the cache costs less than moving them between processes: no workers then.
+  workers = 0 if load.cached else cfg.data.num_workers
   if cfg.data.length_buckets:
     ds = grain.MapDataset.source(_batch_plan(dataset, np.asarray(indices), cfg, seed, epochs)).seed(seed).random_map(load)
-    return worker_iter(ds, cfg.data.num_workers)
+    return worker_iter(ds, workers)
   per_epoch = steps_per_epoch(n, b, cfg.train.drop_last_batch) * b
   ds = grain.MapDataset.range(n).seed(seed).shuffle()
   if per_epoch < n:  # drop-last: each epoch drops a different tail of its own permutation
     ds = ds.slice(slice(0, per_epoch))
   ds = ds.repeat(epochs).random_map(_OneClip(load, np.asarray(indices), cfg.audio.training_chunk_seconds))
-  return worker_iter(ds.batch(b, drop_remainder=cfg.train.drop_last_batch), cfg.data.num_workers)
+  return worker_iter(ds.batch(b, drop_remainder=cfg.train.drop_last_batch), workers)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,20 +165,22 @@ class _EvalBatch:
   size: int
 
   def __call__(self, entries):
-    xs, clips, oks = [], [], []
-    for pos, i, start, seconds in entries:
+    a = self.audio_cfg
+    x = np.zeros((self.size, a.mel_bins, features.num_frames(int(round(entries[0][3] * a.sample_rate)),
+                                                              a.hop_size), 1), np.float32)
+    ok = np.zeros(self.size, bool)
+    for k, (pos, i, start, seconds) in enumerate(entries):
       try:
-        mel, ok = _features(self.dataset, self.cache, int(i), float(start), float(seconds), self.audio_cfg), True
+        if self.cache is not None:
+          self.cache.chunk_into(x[k, :, :, 0], self.dataset, int(i), float(start))
+        else:
+          x[k, :, :, 0] = features.log_mel(self.dataset.load(int(i), start, seconds, a.sample_rate), a)
+        ok[k] = True
       except DataError:  # evaluation goes on; the caller re-reads bad clips for their reasons
-        n = int(round(seconds * self.audio_cfg.sample_rate))
-        mel, ok = features.log_mel(np.zeros(n, np.float32), self.audio_cfg), False
-      xs.append(mel[..., None])
-      clips.append(pos)
-      oks.append(ok)
-    short = self.size - len(xs)
-    xs += [np.zeros_like(xs[0])] * short
-    return {"x": np.stack(xs), "clip": np.array(clips + [-1] * short, np.int32),
-            "ok": np.array(oks + [False] * short, bool)}
+        x[k, :, :, 0] = features.log_mel(np.zeros(int(round(seconds * a.sample_rate)), np.float32), a)
+    clips = np.full(self.size, -1, np.int32)
+    clips[: len(entries)] = [e[0] for e in entries]
+    return {"x": x, "clip": clips, "ok": ok}
 
 
 def eval_batches(dataset: Dataset, indices: np.ndarray, cfg, num_workers: int | None = None, cache=None):
@@ -184,12 +193,15 @@ def eval_batches(dataset: Dataset, indices: np.ndarray, cfg, num_workers: int | 
     same = [p for p in plan if p[3] == sec]
     groups += [same[k:k + b] for k in range(0, len(same), b)]
   ds = grain.MapDataset.source(groups).map(_EvalBatch(dataset, cfg.audio, cache, b))
-  return plan, worker_iter(ds, cfg.data.num_workers if num_workers is None else num_workers)
+  if num_workers is None:  # cutting from the cache is cheaper than starting worker processes
+    num_workers = 0 if cache is not None else cfg.data.num_workers
+  return plan, worker_iter(ds, num_workers)
 
 
 def worker_iter(ds: grain.MapDataset, num_workers: int) -> grain.IterDataset:
   """Iterates `ds` in the main process, or in `num_workers` grain worker processes."""
-  it = ds.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=2))
+  # In process, two prefetch threads prepare batches while the step runs (numpy releases the GIL).
+  it = ds.to_iter_dataset(grain.ReadOptions(num_threads=2 if num_workers == 0 else 1, prefetch_buffer_size=2))
   if num_workers > 0:
     from absl import flags
 
