@@ -157,12 +157,12 @@ class WorkdirBusy(RuntimeError):
   """Another live run holds this workdir."""
 
 
-def lock_workdir(workdir: str):
-  """Takes an exclusive lock on workdir/.lock for this process's lifetime; returns the open file."""
+def lock_workdir(workdir: str, name: str = ".lock"):
+  """Takes an exclusive lock on workdir/<name> for this process's lifetime; returns the open file."""
   import fcntl
 
   os.makedirs(workdir, exist_ok=True)
-  f = open(os.path.join(workdir, ".lock"), "a+")
+  f = open(os.path.join(workdir, name), "a+")
   try:
     fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
   except BlockingIOError:

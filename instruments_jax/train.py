@@ -121,6 +121,8 @@ class MetricsLog:
 
   def __init__(self, path, keep_until_step: int | None = None):
     self.path = path
+    if path is None:  # a secondary host: process 0 keeps the log
+      return
     kept = []
     if keep_until_step is not None and os.path.exists(path):
       kept = [l for l in open(path) if l.strip() and json.loads(l).get("step", 0) <= keep_until_step]
@@ -128,6 +130,8 @@ class MetricsLog:
       f.writelines(kept)
 
   def write(self, **record):
+    if self.path is None:
+      return
     with open(self.path, "a") as f:
       f.write(json.dumps(record) + "\n")
 
@@ -190,7 +194,10 @@ def _fmt_time(seconds):
 def train_and_evaluate(cfg, workdir: str) -> dict:
   """Trains per `cfg`, evaluating every `evaluation_epochs`; returns the last metrics per split."""
   t_start = time.time()
-  lock = run.lock_workdir(workdir)  # held until this process ends, SIGKILL included
+  # Several hosts share one workdir: each holds its own lock; only process 0 writes logs and figures.
+  primary = jax.process_index() == 0
+  lock_name = ".lock" if jax.process_count() == 1 else f".lock.{jax.process_index()}"
+  lock = run.lock_workdir(workdir, lock_name)  # held until this process ends, SIGKILL included
   saved_config = os.path.join(workdir, "config.json")
   if cfg.seed < 0 and os.path.isdir(os.path.join(workdir, "checkpoints")) and os.path.exists(saved_config):
     with open(saved_config) as f, cfg.unlocked():  # resuming: the seed this run drew at its start
@@ -201,8 +208,9 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
   if cfg.audio.get("features_on_device", False) and (cfg.augmentation.freq_masks or cfg.augmentation.time_masks):
     raise ConfigError("audio.features_on_device=true computes the log-mel in the train step, after the "
                       "workers' SpecAugment would run; set augmentation.freq_masks=0 and time_masks=0")
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(cfg.to_json_best_effort(indent=2))
+  if primary:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(cfg.to_json_best_effort(indent=2))
   logging.info("seed %d, workdir %s, devices %s", seed, workdir, jax.devices())
 
   import keras
@@ -218,7 +226,7 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
   feature_cache = cache.from_config(cfg.data, cfg.audio)
   train_ds, train_idx, val_idx, test_ds = load_data(cfg, feature_cache)
   skipped = train_ds.skipped + (test_ds.skipped if test_ds else [])
-  if skipped:
+  if skipped and primary:
     with open(os.path.join(workdir, "skipped_files.txt"), "w") as f:
       f.writelines(f"{name}\t{why}\n" for name, why in skipped)
     logging.warning("skipped %d bad file(s); list in %s", len(skipped), os.path.join(workdir, "skipped_files.txt"))
@@ -246,12 +254,15 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
     state, start = restored
     state = jax.device_put(state, NamedSharding(mesh, P()))
     logging.info("resuming from the checkpoint of step %d in %s", start, manager.directory)
-  log = MetricsLog(os.path.join(workdir, "metrics.jsonl"), keep_until_step=start if restored else None)
+  log = MetricsLog(os.path.join(workdir, "metrics.jsonl") if primary else None,
+                   keep_until_step=start if restored else None)
+
+  gather = jax.jit(lambda v: v, out_shardings=NamedSharding(mesh, P()))  # every host gets every row
 
   def evaluate(split, ds, idx):
     t0 = time.time()
-    probs = predict_clips(lambda x: predict(state["params"], state["model_state"], shard(x, mesh)), ds, idx, cfg,
-                          cache=feature_cache)
+    probs = predict_clips(lambda x: gather(predict(state["params"], state["model_state"], shard(x, mesh))), ds, idx,
+                          cfg, cache=feature_cache)
     m = classification_metrics(probs, ds.labels[idx], cfg.train.loss)
     logging.info("%s: loss %.4f  accuracy %.4f  roc_auc %.4f  (%d clips, %.0fs)", split, m["loss"],
                  m["accuracy"], m["roc_auc"], m["clips"], time.time() - t0)
@@ -294,7 +305,8 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
     if step % steps_per_epoch == 0 and (epoch % cfg.train.evaluation_epochs == 0 or epoch == cfg.train.epochs):
       results["validation"] = m = evaluate("validation", train_ds, val_idx)
       log.write(step=step, samples=step * b, epoch=epoch, split="validation", **m)
-      plot_chart(log.path, os.path.join(workdir, "chart.png"))
+      if primary:
+        plot_chart(log.path, os.path.join(workdir, "chart.png"))
       t_last = time.time()
     if step % steps_per_epoch == 0 or (every and step % every == 0) or preempted:
       checkpoint(step)

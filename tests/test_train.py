@@ -58,6 +58,33 @@ def test_four_cpu_devices_give_the_same_losses_as_one(tmp_path):
   np.testing.assert_allclose(four, one, rtol=1e-4)  # stated tolerance
 
 
+def test_two_processes_train_as_one_host_with_two_devices(tmp_path):
+  # Two processes (one CPU device each, joined by jax.distributed over localhost, gloo
+  # collectives) on one workdir against one process holding two devices, at lr=0: the same
+  # per-step losses mean both hosts fed the same global batch and the all-reduces ran.
+  import socket
+
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    port = s.getsockname()[1]
+  args = ["--config=smoke", f"--workdir={tmp_path / 'hosts'}", "--config.train.epochs=1",
+          "--config.data.data_sample=0.01", "--config.train.learning_rate=0"]
+  procs = [subprocess.Popen([sys.executable, "-m", "instruments_jax.train", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, JAX_PLATFORMS="cpu", JAX_COORDINATOR_ADDRESS=f"localhost:{port}",
+                                     JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(i))) for i in range(2)]
+  outs = [p.communicate(timeout=600)[0] for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], outs[0][-3000:] + outs[1][-3000:]
+  assert "devices: 2 (cpu)" in outs[0]
+  lines = [json.loads(l) for l in open(tmp_path / "hosts" / "metrics.jsonl")]  # written once, by process 0
+  hosts = sum((l["batch_losses"] for l in lines if "batch_losses" in l), [])
+  assert len([l for l in lines if l.get("split") == "test"]) == 1
+  one = _smoke_losses(tmp_path, "one", 2)
+  assert len(hosts) == len(one) >= 4
+  np.testing.assert_allclose(hosts, one, rtol=1e-4)
+  assert (tmp_path / "hosts" / "checkpoint").is_dir()
+
+
 _GRADIENTS = """
 import instruments_jax, jax, jax.numpy as jnp, keras, numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P

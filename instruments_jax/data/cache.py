@@ -153,5 +153,16 @@ class FeatureCache:
       except DataError as e:
         return i, str(e)
 
+    import logging
+    import time
+
+    failed, t0, last = [], time.time(), time.time()
     with features.one_blas_thread(), ThreadPoolExecutor(max(1, num_workers)) as pool:
-      return [(i, why) for i, why in pool.map(one, todo) if why]
+      for done, (i, why) in enumerate(pool.map(one, todo), start=1):
+        if why:
+          failed.append((i, why))
+        if time.time() - last > 15 or done == len(todo):
+          last = time.time()
+          logging.getLogger("absl").info("feature cache %s: %d/%d clips of %s decoded (%.0f s)", self.directory, done, len(todo),
+                       dataset.name, last - t0)
+    return failed
