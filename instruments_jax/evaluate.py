@@ -167,7 +167,7 @@ def evaluate_run(workdir: str, data: str | None = None, split: str = "test", out
   predict = jax.jit(lambda x: clf.apply_log_mel(clf.params, x[..., 0]))
   from instruments_jax.data import cache
 
-  probs = predict_clips(predict, dataset, indices, cfg, cache=cache.from_config(cfg.data, cfg.audio))
+  probs = predict_clips(predict, dataset, indices, cfg, cache=cache.from_config(cfg.data, cfg.audio, data))
   labels = dataset.labels[indices]
   m = classification_metrics(probs, labels, cfg.train.loss, detailed=True)
   m.update(split=split, data=data, workdir=workdir)

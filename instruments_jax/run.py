@@ -123,9 +123,10 @@ def checkpoint_manager(workdir: str, keep: int):
   """Returns an orbax manager of workdir/checkpoints/<step> keeping the last `keep`; writes are synchronous."""
   import orbax.checkpoint as ocp
 
-  return ocp.CheckpointManager(
-      os.path.abspath(os.path.join(workdir, "checkpoints")),
-      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False))
+  with _quiet_orbax():
+    return ocp.CheckpointManager(
+        os.path.abspath(os.path.join(workdir, "checkpoints")),
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False))
 
 
 def save_step(manager, step: int, state, iterator) -> None:

@@ -42,10 +42,16 @@ def default_root() -> str:
   return os.path.join(base, "instruments_jax")
 
 
-def from_config(data_cfg, audio_cfg) -> FeatureCache | None:
-  """Returns the cache `data.cache_dir` names ("auto": default_root(); "none": no cache)."""
+def from_config(data_cfg, audio_cfg, path: str | None = None) -> FeatureCache | None:
+  """Returns the cache `data.cache_dir` names for the data at `path` (default data.path), or None.
+
+  "auto": default_root() for datasets of files, no cache for the embedded `synth` set (its
+  windows render in ~16 ms, while caching it means rendering every clip whole first: on 2
+  cores that took longer than the decoding it saves in a `quick` run); "none": no cache;
+  a folder: that folder, for any data.
+  """
   where = data_cfg.get("cache_dir", "auto")
-  if where in ("none", "", None):
+  if where in ("none", "", None) or (where == "auto" and (path or data_cfg.path) == "synth"):
     return None
   return FeatureCache(default_root() if where == "auto" else where, audio_cfg)
 
@@ -142,6 +148,8 @@ class FeatureCache:
     Threads, not processes: soundfile, soxr, scipy.fft and the mel matmul release
     the GIL, and threads start at once where worker processes take seconds.
     """
+    import logging
+    import time
     from concurrent.futures import ThreadPoolExecutor
 
     todo = [int(i) for i in indices if not os.path.exists(self.path(dataset, int(i)))]
@@ -153,9 +161,6 @@ class FeatureCache:
       except DataError as e:
         return i, str(e)
 
-    import logging
-    import time
-
     failed, t0, last = [], time.time(), time.time()
     with features.one_blas_thread(), ThreadPoolExecutor(max(1, num_workers)) as pool:
       for done, (i, why) in enumerate(pool.map(one, todo), start=1):
@@ -163,6 +168,6 @@ class FeatureCache:
           failed.append((i, why))
         if time.time() - last > 15 or done == len(todo):
           last = time.time()
-          logging.getLogger("absl").info("feature cache %s: %d/%d clips of %s decoded (%.0f s)", self.directory, done, len(todo),
-                       dataset.name, last - t0)
+          logging.getLogger("absl").info("feature cache %s: %d/%d clips of %s decoded (%.0f s)", self.directory,
+                                         done, len(todo), dataset.name, last - t0)
     return failed
