@@ -147,10 +147,13 @@ def load_data(cfg, cache=None):
   train_ds = sources.open_split(d, "train")
   if train_ds is None:
     raise sources.DataError(f"{d.path!r} has no training split")
-  if d.validation_strategy != "kfold":
-    raise ValueError(f"data.validation_strategy={d.validation_strategy!r}: only kfold is implemented")
   labels = train_ds.labels
-  train_idx, val_idx = sources.kfold_split(labels, d.num_folds, d.validation_fold, d.fold_seed)
+  if d.validation_strategy == "kfold":
+    train_idx, val_idx = sources.kfold_split(labels, d.num_folds, d.validation_fold, d.fold_seed)
+  elif d.validation_strategy == "programs":
+    train_idx, val_idx = sources.program_split(train_ds)
+  else:
+    raise ConfigError(f"data.validation_strategy={d.validation_strategy!r}: choose kfold or programs (synth only)")
   train_idx = sources.subsample(train_idx, labels, d.data_sample, d.fold_seed)
   val_idx = sources.subsample(val_idx, labels, d.data_sample, d.fold_seed)
   test_ds = sources.open_split(d, "test")

@@ -77,3 +77,13 @@ def test_seed_validation_split_is_stratified_fold_4_of_5():
   assert np.allclose(fractions, 0.2, atol=0.01)
   again, _ = sources.kfold_split(labels, 5, 4, seed=0)
   assert np.array_equal(train, again)
+
+
+def test_program_validation_holds_out_one_program_per_class():
+  ds = sources.synth_dataset(0, "train")
+  train, val = sources.program_split(ds)
+  assert len(train) + len(val) == len(ds) and not set(train) & set(val)
+  programs = lambda idx: {(ds.clips[i].label, synth.clip_spec(0, "train", int(i)).program) for i in idx[:400]}
+  held = programs(val)
+  assert len(held) == 4 and not held & programs(train)
+  assert sorted(np.unique(ds.labels[val])) == [0, 1, 2, 3]

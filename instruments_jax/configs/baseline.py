@@ -59,7 +59,7 @@ def get_config():
   c.data.synth_seed = 0
   c.data.audio_column = "FileName"
   c.data.label_column = "Class"
-  c.data.validation_strategy = "kfold"
+  c.data.validation_strategy = "kfold"  # or "programs" (synth only: one GM program per class held out)
   c.data.num_folds = 5  # validation_size=0.2
   c.data.validation_fold = 4  # folds=['4']
   c.data.fold_seed = 0

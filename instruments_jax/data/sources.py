@@ -212,6 +212,20 @@ def kfold_split(labels: np.ndarray, num_folds: int, fold: int, seed: int) -> tup
   return folds[fold][0], folds[fold][1]
 
 
+def program_split(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+  """Returns (train, validation) of the synth train split, validation = one held-out program per class.
+
+  For choosing augmentation without looking at the `unseen` split: the last "seen" program
+  of each class (harpsichord, overdrive guitar, fiddle, brush kit) never trains.
+  """
+  if dataset.synth_split is None:
+    raise DataError("validation_strategy=programs needs the embedded synth set (data.path=synth)")
+  held = {label: pool[-1] for label, pool in synth.PROGRAMS["seen"].items()}
+  val = np.array([synth.clip_spec(dataset.synth_seed, dataset.synth_split, i).program == held[CLASSES[c.label]]
+                  for i, c in enumerate(dataset.clips)])
+  return np.flatnonzero(~val), np.flatnonzero(val)
+
+
 def subsample(indices: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
   """Returns a seeded, per-class `fraction` of indices (the seed's data_sample), at least one per class."""
   if fraction >= 1.0:

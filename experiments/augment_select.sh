@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Choosing augmentation without the unseen split: validation = one GM program per class held
+# out of training (harpsichord, overdrive guitar, fiddle, brush kit); same data, seed, epochs.
+#   bash experiments/augment_select.sh [RUNS_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+R=${1:-runs/augment_select}
+PY=${PY:-.venv/bin/python}
+mkdir -p "$R"
+declare -A variants=(
+  [none]="--config=quick"
+  [strong]="--config=strong"
+  [timbre]="--config=quick --config.augmentation.pitch_prob=0.5 --config.augmentation.eq_prob=0.5 --config.augmentation.gain_db=6 --config.augmentation.freq_masks=2 --config.augmentation.time_masks=2"
+)
+for name in none strong timbre; do
+  rm -rf "$R/$name"
+  start=$(date +%s)
+  # shellcheck disable=SC2086
+  "$PY" -m instruments_jax.train ${variants[$name]} --config.data.validation_strategy=programs --workdir="$R/$name" > "$R/$name.log" 2>&1
+  echo "$name wall_s $(( $(date +%s) - start )) :: ${variants[$name]}"
+  grep -E "^ *(validation|test):" "$R/$name.log" | sed 's/^/  /'
+done
