@@ -123,3 +123,16 @@ def test_length_buckets_pad_short_clips_to_their_bucket_and_keep_epochs_equal():
   for clips, seconds in plan:
     expected = [pipeline.bucket_seconds(d, 20.0, (5.0, 10.0)) for d in durations[clips]]
     assert set(expected) == {seconds}
+
+
+def test_training_with_the_log_mel_inside_the_step(tmp_path):
+  from instruments_jax.train import ConfigError, train_and_evaluate
+
+  cfg = _cfg()
+  cfg.data.data_sample = 0.01
+  cfg.audio.features_on_device = True
+  results = train_and_evaluate(cfg, str(tmp_path / "run"))
+  assert np.isfinite(results["validation"]["loss"]) and results["test"]["clips"] == 80
+  cfg.augmentation.freq_masks = 2
+  with pytest.raises(ConfigError, match="SpecAugment"):
+    train_and_evaluate(cfg, str(tmp_path / "masked"))
