@@ -118,6 +118,8 @@ def test_length_buckets_pad_short_clips_to_their_bucket_and_keep_epochs_equal():
   for b in batches:
     seconds = frames[b["x"].shape[2]]
     assert b["x"].shape[0] == cfg.train.batch_size
+  again = list(pipeline.train_batches(ds, idx, cfg, seed=0, epochs=2))
+  assert all(np.array_equal(a["x"], b["x"]) and np.array_equal(a["y"], b["y"]) for a, b in zip(batches, again))
   durations = np.array([ds.clips[i].duration for i in idx])
   plan = pipeline._batch_plan(ds, idx, cfg, 0, 1)
   for clips, seconds in plan:

@@ -8,7 +8,9 @@ tests/test_features.py states the tolerance.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import threading
 
 import numpy as np
 
@@ -40,10 +42,29 @@ def _blas():
   return ThreadpoolController()
 
 
+_blas_lock = threading.Lock()
+_blas_users = [0, None]  # threads inside one_blas_thread(), the limiter that restores BLAS's threads
+
+
+@contextlib.contextmanager
 def one_blas_thread():
   """A context with single-threaded BLAS: the mel projection is small, and OpenBLAS's threads
-  spin against the pipeline's own workers (measured: 19x vs 1900x real time under load)."""
-  return _blas().limit(limits=1, user_api="blas")
+  spin against the pipeline's own workers (measured: 19x vs 1900x real time under load).
+
+  Reference-counted across threads: the limit is process-wide, and a thread that restored it
+  while another was still inside would make that one's results depend on timing.
+  """
+  with _blas_lock:
+    if _blas_users[0] == 0:
+      _blas_users[1] = _blas().limit(limits=1, user_api="blas")
+    _blas_users[0] += 1
+  try:
+    yield
+  finally:
+    with _blas_lock:
+      _blas_users[0] -= 1
+      if _blas_users[0] == 0:
+        _blas_users[1].restore_original_limits()
 
 
 def db_frames(wave: np.ndarray, audio_cfg, block: int = 128) -> np.ndarray:
