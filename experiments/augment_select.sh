@@ -20,3 +20,7 @@ for name in none strong timbre; do
   echo "$name wall_s $(( $(date +%s) - start )) :: ${variants[$name]}"
   grep -E "^ *(validation|test):" "$R/$name.log" | sed 's/^/  /'
 done
+# Only after choosing on validation: the same three runs on the unseen-programs split, once.
+for name in none strong timbre; do
+  echo "$name unseen: $("$PY" -m instruments_jax.evaluate --workdir="$R/$name" --data=synth --split=unseen 2>&1 | grep -E "accuracy" | head -1)"
+done

@@ -136,11 +136,13 @@ class FeatureCache:
     n = out.shape[1]
     first = int(round(start * a.sample_rate / a.hop_size))
     part = self.get(dataset, i)[first:first + n]  # [frames, mels] float16
-    out[:, len(part):] = FLOOR_DB
-    out[:, :len(part)] = part.T
+    top = max(float(part.max()) if len(part) else FLOOR_DB, FLOOR_DB)
+    floor = FLOOR_DB if a.top_db is None else max(FLOOR_DB, top - a.top_db)
+    out[:, len(part):] = floor  # padding past the clip's end, already floored
+    head = out[:, :len(part)]
+    head[...] = part.T
     if a.top_db is not None:
-      top = max(float(part.max()) if len(part) else FLOOR_DB, FLOOR_DB)
-      np.maximum(out, top - a.top_db, out=out)
+      np.maximum(head, floor, out=head)
 
   def fill(self, dataset, indices, num_workers: int = 0) -> list[tuple[int, str]]:
     """Computes every missing entry of `indices` in `num_workers` threads; returns (index, reason) of failures.

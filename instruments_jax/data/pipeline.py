@@ -166,8 +166,9 @@ class _EvalBatch:
 
   def __call__(self, entries):
     a = self.audio_cfg
-    x = np.zeros((self.size, a.mel_bins, features.num_frames(int(round(entries[0][3] * a.sample_rate)),
-                                                              a.hop_size), 1), np.float32)
+    x = np.empty((self.size, a.mel_bins, features.num_frames(int(round(entries[0][3] * a.sample_rate)),
+                                                               a.hop_size), 1), np.float32)
+    x[len(entries):] = 0.0  # rows that pad the last batch
     ok = np.zeros(self.size, bool)
     for k, (pos, i, start, seconds) in enumerate(entries):
       try:
