@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# One prepared run for a GPU machine (H100 / H200) that has jax with CUDA but not keras, grain,
+# librosa, ..., and no network. Everything it writes goes to $OUT:
+#
+#   profile_baseline.json / .txt   python -m instruments_jax.profile --config=baseline (bf16, 128 x 5168, batch 8)
+#   trace/                         its jax.profiler trace (XProf / TensorBoard, Perfetto)
+#   hlo/                           its StableHLO and optimized HLO
+#   bench_step.txt                 experiments/bench_step.py: our step vs PyTorch eager / torch.compile
+#   baseline/                      the full `baseline` run (5 epochs, embedded train split), metrics.jsonl
+#   train.log, train_time.txt      its log and /usr/bin/time -v
+#   summary.txt                    wall time of every part, the card, versions, exit codes
+#
+# Wheels: run `bash experiments/fetch_wheels.sh` on a machine with PyPI first; it fills .whl/
+# (git-ignored) and this script installs from there with --no-index. jax is never installed
+# from .whl: the image's own jax (with CUDA) is used. Budget: 8 minutes on an H100 in all; each
+# part has its own timeout and the training run gets what is left (SIGTERM makes `train` save
+# a checkpoint and stop cleanly, so a cut-off run still leaves its metrics).
+#
+#   OUT=/tmp/gpu_out bash experiments/gpu_check.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${OUT:?set OUT to the output folder}"
+mkdir -p "$OUT"
+BUDGET=${BUDGET:-470}   # seconds for the whole script (8 min = 480)
+CONFIG=${CONFIG:-baseline}                 # CONFIG=smoke BENCH_SHAPES=small: a dry run on a CPU
+BENCH_SHAPES=${BENCH_SHAPES:-baseline,small}
+PY=${PYTHON:-python3}
+T0=$(date +%s)
+SUMMARY="$OUT/summary.txt"
+: > "$SUMMARY"
+log() { echo "$*" | tee -a "$SUMMARY"; }
+elapsed() { echo $(( $(date +%s) - T0 )); }
+left() { echo $(( BUDGET - $(date +%s) + T0 )); }
+
+log "gpu_check $(date -u +%FT%TZ)  commit $(git rev-parse --short HEAD 2>/dev/null || echo n/a)"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1 | tee -a "$SUMMARY" || true
+log "python: $($PY --version 2>&1)  nproc: $(nproc)"
+
+# 1. install from .whl (no network), keeping the image's jax
+t=$(date +%s)
+DEPS="keras grain librosa soundfile soxr optax orbax-checkpoint ml_collections absl-py matplotlib scikit-learn h5py
+      pretty_midi midirenderer flatbuffers"
+if ls .whl/*.whl >/dev/null 2>&1; then
+  # shellcheck disable=SC2086
+  if ! $PY -m pip install -q --no-index --find-links .whl $DEPS > "$OUT/pip.log" 2>&1; then
+    log "pip (resolving against the image's jax) failed, see pip.log; installing the wheels without resolution"
+    $PY -m pip install -q --no-index --no-deps .whl/*.whl >> "$OUT/pip.log" 2>&1 || log "pip --no-deps failed too"
+  fi
+else
+  log "no .whl/ folder: run experiments/fetch_wheels.sh where PyPI is reachable; trying with what is installed"
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export KERAS_BACKEND=jax
+$PY -c "import jax, keras, optax, grain; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)" \
+  2>&1 | tail -1 | tee -a "$SUMMARY"
+log "install: $(( $(date +%s) - t )) s"
+
+run_part() {  # name, timeout seconds, command...; logs wall time and exit code, never aborts the script
+  local name=$1 limit=$2; shift 2
+  local t rc=0
+  t=$(date +%s)
+  timeout -k 10 "$limit" "$@" || rc=$?
+  log "$name: $(( $(date +%s) - t )) s wall, exit $rc$([ $rc = 124 ] && echo ' (timed out)')"
+}
+
+# 2. profile of the baseline step: compile time, step time, FLOPs, MFU, memory, trace, HLO
+run_part profile 120 bash -c "$PY -m instruments_jax.profile --config=$CONFIG --config.model.weights=none \
+  --steps=10 --rounds=3 --json='$OUT/profile_baseline.json' --trace_dir='$OUT/trace' --hlo_dir='$OUT/hlo' \
+  > '$OUT/profile_baseline.txt' 2>&1"
+grep -E "^(device|compile time|step time|samples/s|FLOPs|achieved|MFU|memory: device)" "$OUT/profile_baseline.txt" \
+  | tee -a "$SUMMARY" || true
+
+# 3. our step against PyTorch (skips the torch variants, saying so, where torch is not installed)
+run_part bench_step 130 bash -c "XLA_PYTHON_CLIENT_PREALLOCATE=false $PY experiments/bench_step.py \
+  --shapes=$BENCH_SHAPES --variants=jax_bf16,jax_fp32,torch_eager_bf16,torch_compile_bf16,torch_compile_fp32 \
+  --rounds=5 --steps=3 > '$OUT/bench_step.txt' 2>&1"
+grep -E "^(shape|JAX/torch|best|\| )" "$OUT/bench_step.txt" | tee -a "$SUMMARY" || true
+
+# 4. the full baseline: 5 epochs on the embedded train split, validation each epoch, test at the end
+limit=$(( $(left) - 15 ))
+log "$CONFIG: starting with $limit s left in the budget"
+if [ "$limit" -gt 30 ]; then
+  rm -rf "$OUT/baseline"
+  t=$(date +%s)
+  rc=0
+  timeout -s TERM -k 20 "$limit" /usr/bin/time -v -o "$OUT/train_time.txt" \
+    $PY -m instruments_jax.train --config="$CONFIG" --config.model.weights=none \
+    --config.data.num_workers="$(( $(nproc) > 4 ? $(nproc) - 2 : 4 ))" --workdir="$OUT/baseline" \
+    > "$OUT/train.log" 2>&1 || rc=$?
+  log "$CONFIG train: $(( $(date +%s) - t )) s wall, exit $rc$([ $rc = 124 ] && echo ' (cut off by the budget)')"
+  grep -E "epoch [0-9]+/|validation:|test:|done in|samples/s" "$OUT/train.log" | tail -8 | tee -a "$SUMMARY" || true
+  grep -E "Elapsed|Maximum resident" "$OUT/train_time.txt" 2>/dev/null | tee -a "$SUMMARY" || true
+else
+  log "baseline: skipped, no time left"
+fi
+log "total: $(elapsed) s"
