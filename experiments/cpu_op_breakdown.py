@@ -18,7 +18,6 @@ import collections
 import glob
 import os
 import re
-import sys
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 

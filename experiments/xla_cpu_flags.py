@@ -107,8 +107,8 @@ def main():
     print(f"round {r + 1}: " + "  ".join(f"{n} {a.batch / v['times'][-1]:.2f}" for n, v in runs.items()), flush=True)
 
   base = statistics.median(runs["default"]["times"]) if "default" in runs else None
-  print(f"\n| variant | samples/s | vs default | compile (s) | ynn fusions | oneDNN calls | convolutions | "
-        f"transposes | loss rel. diff |\n|---|---|---|---|---|---|---|---|---|")
+  print("\n| variant | samples/s | vs default | compile (s) | ynn fusions | oneDNN calls | convolutions | "
+        "transposes | loss rel. diff |\n|---|---|---|---|---|---|---|---|---|")
   for name, v in runs.items():
     t = statistics.median(v["times"])
     c = v["counts"]

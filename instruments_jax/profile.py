@@ -40,7 +40,6 @@ import time
 
 import instruments_jax  # noqa: F401  (selects the JAX backend)
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 from jax.sharding import NamedSharding
