@@ -147,6 +147,9 @@ def _host_peak_rss_bytes() -> int:
 def build_step(cfg, batch: int, frames: int | None = None, donate: bool = True, seed: int = 0):
   """Returns (jitted step, state, x, y) for `cfg`, with random inputs of the training shape.
 
+  Inputs are log-mel batches [B, mels, frames, 1], or waveforms [B, samples] when the config
+  computes the log-mel inside the step (`audio.features_on_device`, where the config has it).
+
   The model, optimizer and step come from the functions `train` uses; `donate=False`
   re-jits the same step function without donating the state.
   """
@@ -165,8 +168,13 @@ def build_step(cfg, batch: int, frames: int | None = None, donate: bool = True, 
   if not donate:
     train_step = jax.jit(train_step.__wrapped__)
   rng = np.random.default_rng(seed)
-  # log-mel in dB: roughly what the front end produces (top_db 80 below a per-chunk maximum)
-  x = shard((rng.normal(size=(batch, mels, t, 1)) * 15.0 - 40.0).astype(np.float32), mesh)
+  if cfg.audio.get("features_on_device", False):
+    # the step computes the log-mel itself (the data-pipeline issue's switch): feed waveforms whose
+    # centered STFT has `t` frames
+    x = shard((rng.normal(size=(batch, (t - 1) * cfg.audio.hop_size)) * 0.1).astype(np.float32), mesh)
+  else:
+    # log-mel in dB: roughly what the front end produces (top_db 80 below a per-chunk maximum)
+    x = shard((rng.normal(size=(batch, mels, t, 1)) * 15.0 - 40.0).astype(np.float32), mesh)
   y = shard(rng.integers(0, len(CLASSES), size=(batch,)).astype(np.int32), mesh)
   return train_step, state, x, y
 
