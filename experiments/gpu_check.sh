@@ -83,7 +83,9 @@ if [ "$limit" -gt 30 ]; then
   rm -rf "$OUT/baseline"
   t=$(date +%s)
   rc=0
-  timeout -s TERM -k 20 "$limit" /usr/bin/time -v -o "$OUT/train_time.txt" \
+  timer=()
+  [ -x /usr/bin/time ] && timer=(/usr/bin/time -v -o "$OUT/train_time.txt")  # GNU time: peak RSS too
+  timeout -s TERM -k 20 "$limit" "${timer[@]}" \
     $PY -m instruments_jax.train --config="$CONFIG" --config.model.weights=none \
     --config.data.num_workers="$(( $(nproc) > 4 ? $(nproc) - 2 : 4 ))" --workdir="$OUT/baseline" \
     > "$OUT/train.log" 2>&1 || rc=$?
