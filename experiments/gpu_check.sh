@@ -14,8 +14,9 @@
 # (git-ignored) and this script installs from there with --no-index. jax is never installed
 # from .whl: the image's own jax (with CUDA) is used. Budget: 8 minutes on an H100 in all
 # (BUDGET); each part has its own timeout: profile 100 s, training TRAIN_LIMIT (SIGTERM makes
-# `train` save a checkpoint and stop cleanly, so a cut-off run still leaves its metrics), and
-# bench_step what is left, one shape at a time.
+# `train` checkpoint and stop at its next step; one cut off inside an evaluation is killed 20 s
+# later; either way metrics.jsonl keeps what was logged), and bench_step what is left, one shape
+# at a time.
 #
 #   OUT=/tmp/gpu_out bash experiments/gpu_check.sh
 set -euo pipefail
