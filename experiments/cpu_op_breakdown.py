@@ -1,0 +1,57 @@
+r"""Where the CPU time of one train step goes: the XLA ops of a `profile` trace, grouped by kind.
+
+    python -m instruments_jax.profile --config=baseline --config.model.weights=none \
+        --config.train.mixed_precision=false --frames=256 --trace_dir=/tmp/trace_fp32
+    python experiments/cpu_op_breakdown.py /tmp/trace_fp32
+
+XLA: the events of the XLA:CPU worker threads (`tf_XLAEigen/...`) in the newest .xplane.pb, grouped
+by thunk kind (the HLO name without its number: ynn_fusion = convolutions and dots in YNNPACK,
+transpose_copy_fusion = layout transposes, ...), per step (`--steps` = the profile's trace_steps),
+summed over threads. (torch.profiler was tried for the PyTorch side: on this machine it slowed
+the eager step about 20x, so its per-op figures said nothing about the unprofiled step.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import os
+import re
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+
+def jax_breakdown(trace_dir, steps, top):
+  from jax.profiler import ProfileData
+
+  path = sorted(glob.glob(os.path.join(trace_dir, "plugins", "profile", "*", "*.xplane.pb")), key=os.path.getmtime)[-1]
+  total, count = collections.Counter(), collections.Counter()
+  for plane in ProfileData.from_file(path).planes:
+    for line in plane.lines:
+      if not line.name.startswith("tf_XLAEigen"):
+        continue
+      for e in line.events:
+        if e.name.startswith(("ThunkExecutor", "SlinkyThreadPool", "end: ")):
+          continue
+        kind = re.sub(r"\.\d+$", "", e.name)
+        total[kind] += e.duration_ns
+        count[kind] += 1
+  s = sum(total.values())
+  print(f"{path}\nXLA op time per step, summed over worker threads: {s / 1e6 / steps:.0f} ms\n")
+  print("| thunk kind | ms / step | share | calls / step |\n|---|---|---|---|")
+  for kind, ns in total.most_common(top):
+    print(f"| {kind} | {ns / 1e6 / steps:.1f} | {100 * ns / s:.1f}% | {count[kind] // steps} |")
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("trace_dir")
+  p.add_argument("--steps", type=int, default=2)
+  p.add_argument("--top", type=int, default=12)
+  a = p.parse_args()
+  jax_breakdown(a.trace_dir, a.steps, a.top)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,77 @@
+"""`python -m instruments_jax.profile`: every figure, a readable trace, HLO text, JSON."""
+
+import glob
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from instruments_jax.profile import format_table, peak_flops
+
+
+@pytest.fixture(scope="module")
+def profiled(tmp_path_factory):
+  out = tmp_path_factory.mktemp("profile")
+  cmd = [sys.executable, "-m", "instruments_jax.profile", "--config=smoke", "--steps=2", "--rounds=2", "--warmup=1",
+         f"--trace_dir={out / 'trace'}", f"--hlo_dir={out / 'hlo'}", f"--json={out / 'profile.json'}"]
+  env = {**os.environ, "KERAS_BACKEND": "jax"}
+  done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=os.path.dirname(os.path.dirname(__file__)))
+  assert done.returncode == 0, done.stderr[-3000:]
+  return out, done.stdout, json.loads((out / "profile.json").read_text())
+
+
+def test_json_has_every_figure(profiled):
+  _, _, r = profiled
+  assert r["config"] == "smoke" and r["input_shape"] == [4, 32, 65, 1] and r["precision"] == "fp32"
+  assert r["lower_seconds"] > 0 and r["compile_seconds"] > 0
+  assert r["step_seconds_median"] > 0 and len(r["step_seconds_rounds"]) == 2
+  assert r["samples_per_second"] == pytest.approx(4 / r["step_seconds_median"])
+  assert r["flops_per_step"] > 1e9  # ResNet50 fwd+bwd on 4 x 32 x 65: about 4 GFLOP
+  assert r["achieved_flops_per_second"] == pytest.approx(r["flops_per_step"] / r["step_seconds_median"])
+  assert r["device"].startswith("cpu") and r["mfu"] is None  # CPU: achieved FLOP/s only
+  m = r["memory"]
+  for key in ("argument_bytes", "output_bytes", "alias_bytes", "temp_bytes"):
+    assert m[key] is not None and m[key] >= 0, key
+  assert m["argument_bytes"] > 25e6 * 4  # the ResNet50 parameters (and Adam's moments) in float32
+  assert m["alias_bytes"] > 0  # the donated state
+  assert "device_peak_bytes_in_use" in m and m["host_peak_rss_bytes"] > 0
+  assert r["final_loss"] is not None and r["final_loss"] == r["final_loss"]  # finite, not NaN
+
+
+def test_prints_the_table(profiled):
+  _, stdout, r = profiled
+  for label in ("compile time", "step time", "samples/s", "FLOPs / step", "achieved", "MFU", "memory: arguments",
+                "memory: outputs", "memory: temporaries", "memory: device peak in use"):
+    assert label in stdout, label
+  assert format_table(r) in stdout
+
+
+def test_trace_and_hlo_are_written(profiled):
+  out, _, _ = profiled
+  xplanes = glob.glob(str(out / "trace" / "plugins" / "profile" / "*" / "*.xplane.pb"))
+  assert xplanes and os.path.getsize(xplanes[0]) > 0
+  from jax.profiler import ProfileData  # the reader XProf's converters build on
+
+  planes = ProfileData.from_file(xplanes[0]).planes
+  assert sum(1 for p in planes for line in p.lines for _ in line.events) > 0
+  perfetto = glob.glob(str(out / "trace" / "plugins" / "profile" / "*" / "perfetto_trace.json.gz"))
+  assert perfetto and json.load(gzip.open(perfetto[0]))["traceEvents"]
+  hlo = out / "hlo"
+  assert "stablehlo" in (hlo / "train_step.stablehlo.mlir").read_text()
+  assert "ENTRY" in (hlo / "train_step.optimized.hlo.txt").read_text()
+
+
+def test_peak_table_matches_device_kinds():
+  assert peak_flops("NVIDIA H100 80GB HBM3")[0] == "H100 SXM"
+  assert peak_flops("NVIDIA H100 PCIe")[0] == "H100 PCIe"
+  assert peak_flops("NVIDIA H200")[0] == "H200"
+  assert peak_flops("NVIDIA A100-SXM4-80GB")[0] == "A100"
+  assert peak_flops("Tesla V100-SXM2-16GB") == ("V100", {"bf16": None, "fp32": 15.7e12, "tf32": None})
+  assert peak_flops("NVIDIA L4")[0] == "L4"
+  assert peak_flops("NVIDIA L40S") == (None, {})
+  assert peak_flops("cpu") == (None, {})
+  name, peaks = peak_flops("NVIDIA H100 80GB HBM3")
+  assert peaks["bf16"] > peaks["tf32"] > peaks["fp32"]
