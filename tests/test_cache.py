@@ -45,7 +45,7 @@ def test_hits_skip_decoding_and_any_change_misses(tmp_path, kaggle_dir, monkeypa
   other = cfg.audio.copy_and_resolve_references()
   other.mel_bins = 16
   assert cache.FeatureCache(str(tmp_path), other).directory != fc.directory  # a feature change misses
-  assert cache.FeatureCache(str(tmp_path), other).get(ds, 2).shape[1] == 16
+  assert cache.FeatureCache(str(tmp_path), other).get(ds, 2).shape[0] == 16  # [mels, frames]
   path = fc.path(ds, 2)
   os.utime(ds.clips[2].path, ns=(0, 10**9))  # the file changed (its mtime): a new key
   assert fc.path(ds, 2) != path

@@ -1,7 +1,7 @@
 """An on-disk cache of whole-clip log-mel features, so epoch 2 onwards and re-runs skip decoding.
 
 Layout: `<root>/logmel-<feature key>/<xx>/<file key>.npy`, one float16 array
-[frames, mel_bins] per clip holding dB before the top_db floor (the floor is
+[mel_bins, frames] per clip holding dB before the top_db floor (the floor is
 per chunk, so it is applied when a chunk is cut). Keys:
 - feature key: every audio setting the features depend on, and CACHE_VERSION;
   changing the config misses the cache instead of reading stale entries;
@@ -30,7 +30,7 @@ import numpy as np
 from instruments_jax.data import audio, features
 from instruments_jax.data.audio import DataError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: [mel_bins, frames] layout
 FLOOR_DB = -100.0  # 10 * log10(1e-10): what silence and padding are worth before the top_db floor
 
 
@@ -91,7 +91,7 @@ class FeatureCache:
     return os.path.join(self.directory, key[:2], key + ".npy")
 
   def get(self, dataset, i: int) -> np.ndarray:
-    """Returns clip i's dB frames [frames, mel_bins] (float16, memory-mapped), computing them on a miss."""
+    """Returns clip i's dB [mel_bins, frames] (float16, memory-mapped), computing them on a miss."""
     path = self.path(dataset, i)
     try:
       return np.load(path, mmap_mode="r")
@@ -109,7 +109,7 @@ class FeatureCache:
     # n_fft / 2 zeros more: frames centred just past the end still see the clip's last samples,
     # as they do when a chunk reaching past the end is decoded and zero-padded.
     wave = np.pad(wave, (0, a.stft_window_size // 2))
-    return features.db_frames(wave, a).astype(np.float16)
+    return np.ascontiguousarray(features.db_frames(wave, a).T, np.float16)  # [mels, frames]: chunks copy rows
 
   def _write(self, path: str, db: np.ndarray) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -135,19 +135,19 @@ class FeatureCache:
     a = self.audio_cfg
     n = out.shape[1]
     first = int(round(start * a.sample_rate / a.hop_size))
-    part = self.get(dataset, i)[first:first + n]  # [frames, mels] float16
-    top = max(float(part.max()) if len(part) else FLOOR_DB, FLOOR_DB)
+    part = self.get(dataset, i)[:, first:first + n]  # [mels, frames] float16
+    head = out[:, :part.shape[1]]
+    head[...] = part
+    top = max(float(head.max()) if head.size else FLOOR_DB, FLOOR_DB)
     floor = FLOOR_DB if a.top_db is None else max(FLOOR_DB, top - a.top_db)
-    out[:, len(part):] = floor  # padding past the clip's end, already floored
-    head = out[:, :len(part)]
-    head[...] = part.T
     if a.top_db is not None:
       np.maximum(head, floor, out=head)
+    out[:, part.shape[1]:] = floor  # padding past the clip's end, already floored
 
   def fill(self, dataset, indices, num_workers: int = 0) -> list[tuple[int, str]]:
     """Computes every missing entry of `indices` in `num_workers` threads; returns (index, reason) of failures.
 
-    Threads, not processes: soundfile, soxr, scipy.fft and the mel matmul release
+    Threads, not processes: soundfile, soxr, scipy.fft and scipy.sparse release
     the GIL, and threads start at once where worker processes take seconds.
     """
     import logging
@@ -164,7 +164,7 @@ class FeatureCache:
         return i, str(e)
 
     failed, t0, last = [], time.time(), time.time()
-    with features.one_blas_thread(), ThreadPoolExecutor(max(1, num_workers)) as pool:
+    with ThreadPoolExecutor(max(1, num_workers)) as pool:
       for done, (i, why) in enumerate(pool.map(one, todo), start=1):
         if why:
           failed.append((i, why))
