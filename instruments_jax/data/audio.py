@@ -81,8 +81,14 @@ def to_mono(x: np.ndarray, sr_in: int, sample_rate: int, length: int) -> np.ndar
   """Downmixes [frames, channels] audio, resamples it and pads or cuts it to `length` samples."""
   import soxr
 
-  mono = x.mean(axis=1) if x.ndim == 2 else x
-  mono = np.ascontiguousarray(mono, dtype=np.float32)
+  if x.ndim == 2:  # column sums: numpy's mean over a short last axis runs ~10x slower
+    mono = np.array(x[:, 0], dtype=np.float32)
+    for k in range(1, x.shape[1]):
+      mono += x[:, k]
+    if x.shape[1] > 1:
+      mono *= np.float32(1.0 / x.shape[1])
+  else:
+    mono = np.ascontiguousarray(x, dtype=np.float32)
   if sr_in != sample_rate and len(mono):
     mono = soxr.resample(mono, sr_in, sample_rate, quality="HQ").astype(np.float32, copy=False)
   out = np.zeros(length, np.float32)
