@@ -27,7 +27,7 @@ import tempfile
 
 import numpy as np
 
-from instruments_jax.data import audio, features
+from instruments_jax.data import features
 from instruments_jax.data.audio import DataError
 
 CACHE_VERSION = 2  # 2: [mel_bins, frames] layout

@@ -2,7 +2,9 @@
 
 Training: each epoch visits a fresh seeded permutation of the clips; each clip
 yields one random window of `training_chunk_seconds` (zero-padded when the
-clip is shorter, as the seed does), turned into a log-mel in the worker.
+clip is shorter, as the seed does; with `data.length_buckets`, padded to its
+bucket), as a log-mel cut from the feature cache, or decoded and transformed
+in grain workers (waveform augmentation, `audio.features_on_device`).
 Evaluation: every clip is cut into fixed chunks of `inference_chunk_seconds`
 covering at most `max_inference_chunk_seconds`; the step averages a clip's
 chunk predictions.
@@ -27,13 +29,6 @@ def bucket_seconds(duration: float, chunk: float, buckets) -> float:
     if min(duration, chunk) <= b < chunk:
       return float(b)
   return float(chunk)
-
-
-def _features(dataset, cache, i, start, seconds, audio_cfg):
-  """Log-mel [mels, frames] of a window: cut from the cache, or decoded now."""
-  if cache is not None:
-    return cache.chunk(dataset, i, start, seconds)
-  return features.log_mel(dataset.load(i, start, seconds, audio_cfg.sample_rate), audio_cfg)
 
 
 @dataclasses.dataclass(frozen=True)
