@@ -94,7 +94,7 @@ def split_indices(cfg, data_path: str, split: str):
     return ds, np.arange(len(ds))
   if split == "validation":
     ds = sources.open_split(cfg.data, "train", data_path)
-    _, val = sources.kfold_split(ds.labels, cfg.data.num_folds, cfg.data.validation_fold, cfg.data.fold_seed)
+    _, val = sources.validation_split(ds, cfg.data)
     return ds, val
   raise ValueError(f"split {split!r}: choose test, unseen or validation")
 

@@ -139,8 +139,8 @@ class MetricsLog:
 def load_data(cfg, cache=None):
   """Returns (train dataset, train indices, validation indices, test dataset or None).
 
-  With a FeatureCache, every clip in use is decoded into it first (in worker
-  processes), so files that fail to decode stop the run here, before training,
+  With a FeatureCache, every clip in use is decoded into it first (in threads),
+  so files that fail to decode stop the run here, before training,
   or with data.skip_bad_files are left out and listed in the dataset's `skipped`.
   """
   d = cfg.data
@@ -148,12 +148,10 @@ def load_data(cfg, cache=None):
   if train_ds is None:
     raise sources.DataError(f"{d.path!r} has no training split")
   labels = train_ds.labels
-  if d.validation_strategy == "kfold":
-    train_idx, val_idx = sources.kfold_split(labels, d.num_folds, d.validation_fold, d.fold_seed)
-  elif d.validation_strategy == "programs":
-    train_idx, val_idx = sources.program_split(train_ds)
-  else:
-    raise ConfigError(f"data.validation_strategy={d.validation_strategy!r}: choose kfold or programs (synth only)")
+  try:
+    train_idx, val_idx = sources.validation_split(train_ds, d)
+  except ValueError as e:  # an unknown strategy or a fold out of range
+    raise ConfigError(str(e)) from None
   train_idx = sources.subsample(train_idx, labels, d.data_sample, d.fold_seed)
   val_idx = sources.subsample(val_idx, labels, d.data_sample, d.fold_seed)
   test_ds = sources.open_split(d, "test")

@@ -13,6 +13,13 @@ class DataError(ValueError):
 MIN_RATE, MAX_RATE, MAX_CHANNELS = 1000, 768_000, 64
 
 
+def _implausible(rate: int, channels: int) -> str | None:
+  """Says why a header's rate and channel count cannot be a recording; None when they can."""
+  if MIN_RATE <= rate <= MAX_RATE and 1 <= channels <= MAX_CHANNELS:
+    return None
+  return f"its header says {rate} Hz and {channels} channels"
+
+
 def info(path: str) -> tuple[float, int, int]:
   """Returns (duration_s, sample_rate, channels) from the header, without decoding."""
   return _info(path)[:3]
@@ -31,8 +38,8 @@ def _info(path: str):
     raise DataError(f"cannot read {path!r}: {_reason(e)}") from None
   if i.frames <= 0 or i.samplerate <= 0:
     raise DataError(f"cannot use {path!r}: it holds no audio samples")
-  if not MIN_RATE <= i.samplerate <= MAX_RATE or not 1 <= i.channels <= MAX_CHANNELS:
-    raise DataError(f"cannot use {path!r}: its header says {i.samplerate} Hz and {i.channels} channels")
+  if why := _implausible(i.samplerate, i.channels):
+    raise DataError(f"cannot use {path!r}: {why}")
   return i.frames / i.samplerate, int(i.samplerate), int(i.channels), i.subtype
 
 
@@ -64,8 +71,8 @@ def load_window(path: str, start: float, duration: float, sample_rate: int) -> n
   try:
     with sf.SoundFile(path) as f:
       sr_in = f.samplerate
-      if not MIN_RATE <= sr_in <= MAX_RATE or not 1 <= f.channels <= MAX_CHANNELS:
-        raise DataError(f"its header says {sr_in} Hz and {f.channels} channels")
+      if why := _implausible(sr_in, f.channels):
+        raise DataError(why)
       first = int(round(start * sr_in))
       if first:
         f.seek(min(first, f.frames))

@@ -95,9 +95,7 @@ class FeatureCache:
     path = self.path(dataset, i)
     try:
       return np.load(path, mmap_mode="r")
-    except FileNotFoundError:
-      pass
-    except Exception:  # an entry that does not parse (a disk error, a hand edit) is recomputed
+    except Exception:  # missing, or an entry that does not parse (a disk error, a hand edit): recompute
       pass
     db = self.compute(dataset, i)
     self._write(path, db)

@@ -212,6 +212,15 @@ def kfold_split(labels: np.ndarray, num_folds: int, fold: int, seed: int) -> tup
   return folds[fold][0], folds[fold][1]
 
 
+def validation_split(dataset: Dataset, data_cfg) -> tuple[np.ndarray, np.ndarray]:
+  """Returns (train, validation) indices by `data.validation_strategy`: kfold (the seed) or programs."""
+  if data_cfg.validation_strategy == "kfold":
+    return kfold_split(dataset.labels, data_cfg.num_folds, data_cfg.validation_fold, data_cfg.fold_seed)
+  if data_cfg.validation_strategy == "programs":
+    return program_split(dataset)
+  raise ValueError(f"data.validation_strategy={data_cfg.validation_strategy!r}: choose kfold or programs (synth only)")
+
+
 def program_split(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
   """Returns (train, validation) of the synth train split, validation = one held-out program per class.
 
