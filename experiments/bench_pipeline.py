@@ -63,16 +63,12 @@ def step_rate(cfg, steps):
   """Samples/s of the jitted train step at the config's training input, median of `steps` after one warm-up."""
   import jax
 
-  from instruments_jax import run
+  from instruments_jax import step
   from instruments_jax.data import features
-  from instruments_jax.model import build_model
-  from instruments_jax.train import make_optimizer, make_steps
 
   shape = features.input_shape(cfg.audio, cfg.audio.training_chunk_seconds)
-  model = build_model(cfg, (cfg.audio.mel_bins, None, 1))
-  tx, _ = make_optimizer(cfg, 1000)
-  state = run.train_state(model, tx)
-  train_step, _ = make_steps(model, tx, cfg)
+  s = step.setup(cfg, total_steps=1000)  # the model, optimizer and jitted step `train` uses
+  state, train_step = s.state, s.train_step
   b = cfg.train.batch_size
   x = np.random.default_rng(0).normal(-40, 15, (b,) + shape).astype(np.float32)
   y = np.arange(b, dtype=np.int32) % 4

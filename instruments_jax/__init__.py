@@ -17,7 +17,7 @@ def __getattr__(name):
 
     return build_model
   if name == "load_classifier":
-    from instruments_jax.run import load_classifier
+    from instruments_jax.classifier import load_classifier
 
     return load_classifier
   if name == "configs":

@@ -20,6 +20,7 @@ from instruments_jax import CLASSES
 IMAGENET_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 IMAGENET_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/" + IMAGENET_FILE
 IMAGENET_HASH = "4d473c1dd8becc155b73f8504c6f6626"
+BACKBONES = {"resnet50": keras.applications.ResNet50}  # model.backbone; configs.validate checks the name
 
 
 class WeightsUnavailable(RuntimeError):
@@ -44,9 +45,17 @@ def imagenet_weights_path() -> str:
         f"  --config.model.weights=none                       (random initialisation)") from None
 
 
-def build_model(cfg, input_shape: tuple[int, int, int]) -> keras.Model:
-  """Returns the classifier: log-mel [mels, frames, 1] in, one logit per class out (float32)."""
-  weights = str(cfg.model.weights)
+def build_model(cfg, input_shape: tuple | None = None, mixed_precision: bool | None = None,
+                load_weights: bool = True) -> keras.Model:
+  """Returns the classifier: log-mel [mels, frames, 1] in, one logit per class out (float32).
+
+  `input_shape` defaults to (mel_bins, None, 1): any number of frames, so one model serves
+  training chunks, inference chunks and `load_classifier(...).apply` on any length.
+  `mixed_precision` defaults to `train.mixed_precision`; `load_weights=False` skips
+  `model.weights` (the caller brings every weight, e.g. from a checkpoint).
+  """
+  input_shape = input_shape or (cfg.audio.mel_bins, None, 1)
+  weights = str(cfg.model.weights) if load_weights else "none"
   if weights.lower() == "imagenet":
     weights_file = imagenet_weights_path()
   elif weights.lower() in ("none", ""):
@@ -55,14 +64,14 @@ def build_model(cfg, input_shape: tuple[int, int, int]) -> keras.Model:
     if not os.path.isfile(weights):
       raise FileNotFoundError(f"model.weights={weights!r}: no such file")
     weights_file = weights
-  if cfg.model.backbone != "resnet50":
-    raise ValueError(f"model.backbone={cfg.model.backbone!r}: only resnet50 is implemented")
+  if mixed_precision is None:
+    mixed_precision = cfg.train.mixed_precision
 
-  policy = "mixed_bfloat16" if cfg.train.mixed_precision else "float32"
+  policy = "mixed_bfloat16" if mixed_precision else "float32"
   previous = keras.config.dtype_policy()
   keras.config.set_dtype_policy(policy)
   try:
-    backbone = keras.applications.ResNet50(include_top=False, weights=None, input_shape=input_shape,
+    backbone = BACKBONES[cfg.model.backbone](include_top=False, weights=None, input_shape=input_shape,
                                            pooling=cfg.model.pool)
     inputs = keras.Input(input_shape, name="log_mel")
     x = backbone(inputs)
@@ -71,7 +80,7 @@ def build_model(cfg, input_shape: tuple[int, int, int]) -> keras.Model:
     logits = keras.layers.Dense(len(CLASSES), dtype="float32", name="logits")(x)
   finally:
     keras.config.set_dtype_policy(previous)
-  if cfg.model.get("bn_momentum"):
+  if cfg.model.bn_momentum:
     # keras' 0.99 averages BatchNorm statistics over ~100 steps: fine for long runs, but
     # in a run of a few hundred steps from scratch the averages lag the weights.
     for layer in backbone.layers:

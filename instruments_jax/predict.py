@@ -1,9 +1,11 @@
 r"""Labels audio files: `python -m instruments_jax.predict --workdir=RUN PATH... [--output=FILE.csv|FILE.json]`.
 
-Files and folders (searched recursively for audio) in; per file the top label
-and every class probability out, as a table on stdout and in the output file.
-Long files are cut into the run's fixed inference chunks (seed: 60 s chunks, at
-most 600 s) whose predictions are averaged. Files that cannot be read are
+Files and folders (searched recursively for audio) in; per file the top label,
+every class whose probability reaches `prediction.probability_threshold` (the
+run's, or --probability_threshold), and every class probability out, as a table
+on stdout and in the output file. Long files are cut into the run's fixed
+inference chunks (the recipe: 60 s chunks, at most 600 s) whose predictions are
+averaged. Files that cannot be read are
 listed with their reason and never stop the rest; the exit code is 1 when any
 file failed.
 """
@@ -18,7 +20,7 @@ import time
 
 import numpy as np
 
-from instruments_jax import CLASSES
+from instruments_jax import CLASSES, cli, configs, metrics
 from instruments_jax.data import audio, pipeline
 from instruments_jax.data.audio import DataError
 from instruments_jax.data.sources import AUDIO_EXTENSIONS, Clip, Dataset
@@ -36,13 +38,15 @@ def find_files(paths: list[str]) -> list[str]:
   return out
 
 
-def predict_files(clf, files: list[str], batch_size: int | None = None) -> tuple[list[dict], list[tuple[str, str]]]:
-  """Returns (one row per readable file, [(file, reason)] for the others)."""
-  import jax
+def predict_files(clf, files: list[str], batch_size: int | None = None,
+                  threshold: float | None = None) -> tuple[list[dict], list[tuple[str, str]]]:
+  """Returns (one row per readable file, [(file, reason)] for the others).
 
-  from instruments_jax.evaluate import predict_clips
-
+  A row holds the top label, `labels` (every class at or above the threshold, default
+  `prediction.probability_threshold`; none when the clip sounds like no class) and each probability.
+  """
   cfg = clf.config
+  threshold = cfg.prediction.probability_threshold if threshold is None else threshold
   if batch_size:
     cfg = cfg.copy_and_resolve_references()
     cfg.prediction.batch_size = batch_size
@@ -58,9 +62,8 @@ def predict_files(clf, files: list[str], batch_size: int | None = None) -> tuple
   rows = []
   if clips:
     ds = Dataset("predict", clips)
-    predict = jax.jit(lambda x: clf.apply_log_mel(clf.params, x[..., 0]))
-    probs = predict_clips(predict, ds, np.arange(len(clips)), cfg, tolerate_errors=True)
-    plan = pipeline.eval_plan(ds, np.arange(len(clips)), cfg.prediction, tuple(cfg.data.get("length_buckets", ())))
+    probs = metrics.predict_clips(clf.chunk_predictor(), ds, np.arange(len(clips)), cfg, tolerate_errors=True)
+    plan = pipeline.eval_plan(ds, np.arange(len(clips)), cfg.prediction, tuple(cfg.data.length_buckets))
     chunks = np.bincount([entry[0] for entry in plan], minlength=len(clips))
     for i, (clip, p) in enumerate(zip(clips, probs)):
       if np.isnan(p).any():
@@ -72,7 +75,8 @@ def predict_files(clf, files: list[str], batch_size: int | None = None) -> tuple
           reason = str(e)
         bad.append((clip.name, reason))
         continue
-      rows.append({"file": clip.name, "label": CLASSES[int(p.argmax())], "duration_s": round(clip.duration, 3),
+      rows.append({"file": clip.name, "label": CLASSES[int(p.argmax())],
+                   "labels": [c for c, v in zip(CLASSES, p) if v >= threshold], "duration_s": round(clip.duration, 3),
                    "chunks": int(chunks[i]), **{c: float(v) for c, v in zip(CLASSES, p)}})
   return rows, bad
 
@@ -84,11 +88,12 @@ def write_output(path: str, rows: list[dict], bad: list[tuple[str, str]]) -> Non
     return
   with open(path, "w", newline="") as f:
     w = csv.writer(f)
-    w.writerow(["file", "label", "duration_s", "chunks", *CLASSES, "error"])
+    w.writerow(["file", "label", "labels", "duration_s", "chunks", *CLASSES, "error"])
     for r in rows:
-      w.writerow([r["file"], r["label"], r["duration_s"], r["chunks"], *(f"{r[c]:.6f}" for c in CLASSES), ""])
+      w.writerow([r["file"], r["label"], ";".join(r["labels"]), r["duration_s"], r["chunks"],
+                  *(f"{r[c]:.6f}" for c in CLASSES), ""])
     for f_, reason in bad:
-      w.writerow([f_, "", "", "", *([""] * len(CLASSES)), reason])
+      w.writerow([f_, "", "", "", "", *([""] * len(CLASSES)), reason])
 
 
 def main(argv=None):
@@ -99,18 +104,35 @@ def main(argv=None):
   p.add_argument("paths", nargs="+", help="audio files and folders")
   p.add_argument("--output", default=None, help="write the table to FILE.csv or FILE.json")
   p.add_argument("--batch_size", type=int, default=None, help="chunks per forward pass (default: the run's)")
+  p.add_argument("--probability_threshold", type=float, default=None,
+                 help="list every class at or above this probability (default: the run's "
+                      "prediction.probability_threshold)")
   a = p.parse_args(argv)
-  from instruments_jax.run import load_classifier
+  if a.probability_threshold is not None and not 0 <= a.probability_threshold <= 1:
+    print(f"error: --probability_threshold={a.probability_threshold}: choose a value in [0, 1]", file=sys.stderr)
+    return cli.CONFIG_ERROR_STATUS
+  if a.batch_size is not None and a.batch_size < 1:
+    print(f"error: --batch_size={a.batch_size}: choose a positive number of chunks", file=sys.stderr)
+    return cli.CONFIG_ERROR_STATUS
+  from instruments_jax.classifier import load_classifier
 
-  clf = load_classifier(a.workdir)
+  try:
+    clf = load_classifier(a.workdir)
+  except configs.ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return cli.CONFIG_ERROR_STATUS
+  except cli.user_errors() as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
   files = find_files(a.paths)
   t0 = time.time()
-  rows, bad = predict_files(clf, files, a.batch_size)
+  rows, bad = predict_files(clf, files, a.batch_size, a.probability_threshold)
   dt = time.time() - t0
   width = max([len(r["file"]) for r in rows] + [4])
-  print(f"{'file':<{width}}  {'label':<7} " + " ".join(f"{c:>7}" for c in CLASSES))
+  print(f"{'file':<{width}}  {'label':<7} " + " ".join(f"{c:>7}" for c in CLASSES) + "  above threshold")
   for r in rows:
-    print(f"{r['file']:<{width}}  {r['label']:<7} " + " ".join(f"{r[c]:>7.3f}" for c in CLASSES))
+    print(f"{r['file']:<{width}}  {r['label']:<7} " + " ".join(f"{r[c]:>7.3f}" for c in CLASSES)
+          + "  " + (", ".join(r["labels"]) or "none"))
   if bad:
     print(f"\n{len(bad)} file(s) could not be read:")
     for f, reason in bad:

@@ -6,8 +6,7 @@ r"""Profiles the jitted train step: `python -m instruments_jax.profile --config=
     python -m instruments_jax.profile --config=quick --config.train.mixed_precision=true   # bf16
     python -m instruments_jax.profile --config=quick --donate=false --sync=step            # ablations
 
-It builds the model, optimizer and step exactly as `train` does (`build_model`,
-`make_optimizer`, `make_steps`), feeds random log-mel batches of the config's
+It builds the model, optimizer and step exactly as `train` does (`step.setup`), feeds random log-mel batches of the config's
 training input shape and reports:
 
 - compile time (trace + lower, and XLA compile, measured separately);
@@ -41,15 +40,11 @@ import time
 import instruments_jax  # noqa: F401  (selects the JAX backend)
 import jax
 import numpy as np
-from absl import app, flags
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
+from absl import flags
 
-from instruments_jax import CLASSES, run, train
+from instruments_jax import CLASSES, cli, step
 from instruments_jax.data import features
-from instruments_jax.train import make_optimizer, make_steps, named_config_argv, shard
 
-_CONFIG = train._CONFIG  # --config=NAME and --config.FIELD=VALUE, defined (once per process) by train
 _STEPS = flags.DEFINE_integer("steps", 10, "Timed steps per round.")
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "Timed rounds; the step time is the median over rounds.")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps after compilation.")
@@ -145,38 +140,23 @@ def _host_peak_rss_bytes() -> int:
 
 
 def build_step(cfg, batch: int, frames: int | None = None, donate: bool = True, seed: int = 0):
-  """Returns (jitted step, state, x, y) for `cfg`, with random inputs of the training shape.
+  """Returns (jitted train step, state, x, y) of `cfg` from `step.setup`, with random inputs of the training shape.
 
   Inputs are log-mel batches [B, mels, frames, 1], or waveforms [B, samples] when the config
-  computes the log-mel inside the step (`audio.features_on_device`, where the config has it).
-
-  The model, optimizer and step come from the functions `train` uses; `donate=False`
-  re-jits the same step function without donating the state.
+  computes the log-mel inside the step (`audio.features_on_device`).
   """
-  import keras
-
-  from instruments_jax.model import build_model
-
-  keras.utils.set_random_seed(seed)
   mels, t, _ = features.input_shape(cfg.audio, cfg.audio.training_chunk_seconds)
   t = frames or t
-  model = build_model(cfg, (cfg.audio.mel_bins, None, 1))
-  tx, _ = make_optimizer(cfg, total_steps=1000)
-  mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
-  state = jax.device_put(run.train_state(model, tx), NamedSharding(mesh, P()))
-  train_step, _ = make_steps(model, tx, cfg, seed)
-  if not donate:
-    train_step = jax.jit(train_step.__wrapped__)
+  s = step.setup(cfg, total_steps=1000, seed=seed, donate=donate)
   rng = np.random.default_rng(seed)
-  if cfg.audio.get("features_on_device", False):
-    # the step computes the log-mel itself (the data-pipeline issue's switch): feed waveforms whose
-    # centered STFT has `t` frames
-    x = shard((rng.normal(size=(batch, (t - 1) * cfg.audio.hop_size)) * 0.1).astype(np.float32), mesh)
+  if cfg.audio.features_on_device:
+    # waveforms whose centered STFT has `t` frames
+    x = step.shard((rng.normal(size=(batch, (t - 1) * cfg.audio.hop_size)) * 0.1).astype(np.float32), s.mesh)
   else:
     # log-mel in dB: roughly what the front end produces (top_db 80 below a per-chunk maximum)
-    x = shard((rng.normal(size=(batch, mels, t, 1)) * 15.0 - 40.0).astype(np.float32), mesh)
-  y = shard(rng.integers(0, len(CLASSES), size=(batch,)).astype(np.int32), mesh)
-  return train_step, state, x, y
+    x = step.shard((rng.normal(size=(batch, mels, t, 1)) * 15.0 - 40.0).astype(np.float32), s.mesh)
+  y = step.shard(rng.integers(0, len(CLASSES), size=(batch,)).astype(np.int32), s.mesh)
+  return s.train_step, s.state, x, y
 
 
 def profile(cfg, steps: int = 10, rounds: int = 3, warmup: int = 2, trace_steps: int = 2,
@@ -332,12 +312,13 @@ def format_table(r: dict) -> str:
 
 def main(argv):
   del argv
-  cfg = _CONFIG.value
-  if cfg is None:
-    raise app.UsageError("--config is required (baseline, quick, smoke or a config file)")
-  r = profile(cfg, steps=_STEPS.value, rounds=_ROUNDS.value, warmup=_WARMUP.value, trace_steps=_TRACE_STEPS.value,
-              trace_dir=_TRACE_DIR.value, hlo_dir=_HLO_DIR.value, donate=_DONATE.value, sync=_SYNC.value,
-              batch=_BATCH.value, frames=_FRAMES.value)
+  cfg = cli.config_or_exit(device_count=jax.device_count())
+  try:
+    r = profile(cfg, steps=_STEPS.value, rounds=_ROUNDS.value, warmup=_WARMUP.value, trace_steps=_TRACE_STEPS.value,
+                trace_dir=_TRACE_DIR.value, hlo_dir=_HLO_DIR.value, donate=_DONATE.value, sync=_SYNC.value,
+                batch=_BATCH.value, frames=_FRAMES.value)
+  except cli.user_errors() as e:
+    sys.exit(f"error: {e}")
   print(format_table(r), flush=True)
   if _JSON.value:
     os.makedirs(os.path.dirname(os.path.abspath(_JSON.value)), exist_ok=True)
@@ -346,9 +327,5 @@ def main(argv):
     print(f"wrote {_JSON.value}")
 
 
-def cli():
-  app.run(main, argv=named_config_argv(sys.argv))
-
-
 if __name__ == "__main__":
-  cli()
+  cli.run(main)

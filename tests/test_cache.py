@@ -128,7 +128,8 @@ def test_length_buckets_pad_short_clips_to_their_bucket_and_keep_epochs_equal():
 
 
 def test_training_with_the_log_mel_inside_the_step(tmp_path):
-  from instruments_jax.train import ConfigError, train_and_evaluate
+  from instruments_jax.configs import ConfigError
+  from instruments_jax.train import train_and_evaluate
 
   cfg = _cfg()
   cfg.data.data_sample = 0.01

@@ -6,7 +6,8 @@ import time
 
 import numpy as np
 
-from instruments_jax import run
+import instruments_jax
+from instruments_jax import checkpoint
 
 ARGS = ["-m", "instruments_jax.train", "--config=smoke", "--config.train.epochs=2",
         "--config.train.checkpoint_every_steps=2"]
@@ -29,7 +30,7 @@ def _wait_for_checkpoint(workdir, step, proc, timeout=300):
 
 
 def _final_params(workdir):
-  clf = run.load_classifier(str(workdir))
+  clf = instruments_jax.load_classifier(str(workdir))
   return [np.asarray(p) for p in clf.params["params"] + clf.params["model_state"]]
 
 
@@ -63,7 +64,7 @@ def test_sigterm_writes_a_checkpoint_and_exits_0(tmp_path):
 
 
 def test_a_second_run_on_a_live_workdir_is_refused(tmp_path):
-  held = run.lock_workdir(str(tmp_path))
+  held = checkpoint.lock_workdir(str(tmp_path))
   try:
     p = subprocess.run([sys.executable, *ARGS, f"--workdir={tmp_path}"], capture_output=True, text=True, timeout=300)
   finally:

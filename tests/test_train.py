@@ -6,7 +6,7 @@ import sys
 import numpy as np
 
 from instruments_jax.configs import get_config
-from instruments_jax.evaluate import plot_chart
+from instruments_jax.plots import plot_chart
 from instruments_jax.train import train_and_evaluate
 
 
@@ -21,7 +21,9 @@ def test_smoke_training_runs_real_steps_and_the_loss_falls(tmp_path):
   for split in ("validation", "test"):
     assert 0 <= results[split]["accuracy"] <= 1 and 0 <= results[split]["roc_auc"] <= 1
   assert results["test"]["clips"] == 80
-  assert os.path.isdir(tmp_path / "checkpoint")
+  saved = [int(n) for n in os.listdir(tmp_path / "checkpoints") if n.isdigit()]
+  assert max(saved) == max(l["step"] for l in lines)  # the final state is the newest step
+  assert not os.path.exists(tmp_path / "checkpoint")  # one copy of it
   assert json.load(open(tmp_path / "config.json"))["name"] == "smoke"
   assert (tmp_path / "chart.png").stat().st_size > 20_000
   drawn = plot_chart(str(tmp_path / "metrics.jsonl"), str(tmp_path / "again.png"))
@@ -82,7 +84,7 @@ def test_two_processes_train_as_one_host_with_two_devices(tmp_path):
   one = _smoke_losses(tmp_path, "one", 2)
   assert len(hosts) == len(one) >= 4
   np.testing.assert_allclose(hosts, one, rtol=1e-4)
-  assert (tmp_path / "hosts" / "checkpoint").is_dir()
+  assert (tmp_path / "hosts" / "checkpoints").is_dir()
 
 
 _GRADIENTS = """
@@ -90,7 +92,7 @@ import instruments_jax, jax, jax.numpy as jnp, keras, numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 from instruments_jax.configs import get_config
 from instruments_jax.model import build_model
-from instruments_jax.train import loss_value
+from instruments_jax.losses import loss_value
 keras.utils.set_random_seed(0)
 m = build_model(get_config("smoke"), (32, None, 1))
 tv, ntv = [v.value for v in m.trainable_variables], [v.value for v in m.non_trainable_variables]

@@ -1,7 +1,11 @@
 """The seed's recipe, field by field (../shared/seed/hydrogen_torch_config.yaml).
 
-Every setting of the seed has a field here with the seed's value; the comment
-names the seed's key where ours differs in spelling.
+Every setting of the seed that this code can vary has a field here with the seed's
+value; the comment names the seed's key where ours differs in spelling. Settings
+with one behaviour only have no field: spectrogram_normalization=No (none is
+applied), mix_target=Ratio (mixup mixes targets by its weight), inference_chunk_method=Fix
+(fixed chunks, averaged) and metric=ROC_AUC (always reported, with the others).
+Every field's type, meaning and allowed values: schema.py.
 """
 
 import ml_collections
@@ -17,7 +21,6 @@ def get_config():
   c.model.weights = "imagenet"  # architecture.pretrained=true; or a .h5 path, or "none"
   c.model.pool = "avg"  # architecture.pool=Average
   c.model.dropout = 0.0  # architecture.dropout
-  c.model.input_channels = 1  # conv1's ImageNet kernel summed over RGB
   # PyTorch's BatchNorm (the seed's timm ResNet50) keeps running stats with momentum 0.1,
   # i.e. Keras momentum 0.9; keras.applications builds with 0.99. 0 keeps keras' value.
   c.model.bn_momentum = 0.9
@@ -30,7 +33,6 @@ def get_config():
   c.audio.fmin = 50.0  # minimum_frequency
   c.audio.fmax = 16000.0  # maximum_frequency
   c.audio.top_db = 80.0  # librosa.power_to_db's default floor
-  c.audio.normalization = "none"  # spectrogram_normalization=No
   c.audio.training_chunk_seconds = 60.0
   # Not in the seed: compute the log-mel inside the jitted train step from waveform batches.
   c.audio.features_on_device = False
@@ -40,7 +42,6 @@ def get_config():
   c.augmentation.mix_concentration = 1.0
   c.augmentation.mix_iterations = 1
   c.augmentation.mix_probability = 1.0
-  c.augmentation.mix_target = "ratio"
   # Not in the seed (all off here): waveform and spectrogram augmentation, see data/augment.py.
   c.augmentation.gain_db = 0.0
   c.augmentation.noise_prob = 0.0
@@ -92,10 +93,8 @@ def get_config():
   c.train.keep_checkpoints = 3
 
   c.prediction = ml_collections.ConfigDict()
-  c.prediction.inference_chunk_method = "fix"
   c.prediction.inference_chunk_seconds = 60.0
   c.prediction.max_inference_chunk_seconds = 600.0
-  c.prediction.metric = "roc_auc"
   c.prediction.probability_threshold = 0.5
   c.prediction.batch_size = 8
   c.prediction.mixed_precision = False  # environment.mixed_precision_inference

@@ -1,8 +1,11 @@
 """The baseline pipeline sized for a 2-core CPU: minutes, no network.
 
 Same data, features, model, loss and schedule as `baseline`; smaller input
-(64 mel bins x 2 s chunks), a bigger batch, float32 (bf16 is slower on CPU),
-and no ImageNet weights (they cannot be downloaded offline).
+(64 mel bins x 2 s chunks), a bigger batch, no ImageNet weights (they cannot be
+downloaded offline) and float32. bf16 would be faster ("bf16 is faster on this CPU
+now (1.36x at `quick`'s shape, 1.11x at 128 x 256)": experiments/RESULTS.md, "bf16,
+donation, per-step host sync", jax 0.10.2), but `quick`'s reported numbers were
+measured in float32 and bf16 changes results (the first step's loss by about 0.6%).
 """
 
 from instruments_jax.configs import baseline

@@ -206,19 +206,45 @@ def kfold_split(labels: np.ndarray, num_folds: int, fold: int, seed: int) -> tup
   """Returns (train, validation) indices: stratified k-fold, fold `fold` held out, seeded."""
   from sklearn.model_selection import StratifiedKFold
 
-  if not 0 <= fold < num_folds:
-    raise ValueError(f"validation fold {fold} is not in 0..{num_folds - 1}")
   folds = list(StratifiedKFold(num_folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels))
   return folds[fold][0], folds[fold][1]
 
 
-def validation_split(dataset: Dataset, data_cfg) -> tuple[np.ndarray, np.ndarray]:
-  """Returns (train, validation) indices by `data.validation_strategy`: kfold (the seed) or programs."""
-  if data_cfg.validation_strategy == "kfold":
-    return kfold_split(dataset.labels, data_cfg.num_folds, data_cfg.validation_fold, data_cfg.fold_seed)
-  if data_cfg.validation_strategy == "programs":
-    return program_split(dataset)
-  raise ValueError(f"data.validation_strategy={data_cfg.validation_strategy!r}: choose kfold or programs (synth only)")
+def train_validation(data_cfg, path: str | None = None) -> tuple[Dataset, np.ndarray, np.ndarray]:
+  """Returns (train split, train indices, validation indices): the one place that decides a run's validation clips.
+
+  `data.validation_strategy` holds out a k-fold fold (the recipe) or, on synth, one program
+  per class; `data.data_sample` then keeps a seeded fraction of each, as training does.
+  """
+  d = data_cfg
+  ds = open_split(d, "train", path)
+  if ds is None:
+    raise DataError(f"{path or d.path!r} has no training split")
+  if d.validation_strategy == "programs":
+    train, val = program_split(ds)
+  else:
+    train, val = kfold_split(ds.labels, d.num_folds, d.validation_fold, d.fold_seed)
+  return ds, subsample(train, ds.labels, d.data_sample, d.fold_seed), subsample(val, ds.labels, d.data_sample,
+                                                                                d.fold_seed)
+
+
+def split(data_cfg, name: str, path: str | None = None) -> tuple[Dataset, np.ndarray]:
+  """Returns (dataset, indices) of a split by name: "train" / "validation" as a run trained, or "test" / "unseen"."""
+  if name in ("train", "validation"):
+    ds, train, val = train_validation(data_cfg, path)
+    return ds, train if name == "train" else val
+  ds = open_split(data_cfg, name, path)
+  if ds is None:
+    raise DataError(f"{path or data_cfg.path!r} has no {name} split")
+  return ds, np.arange(len(ds))
+
+
+def without(ds: Dataset, indices) -> Dataset:
+  """Returns `ds` without the clips at `indices` (its skipped list kept)."""
+  drop = set(int(i) for i in indices)
+  if not drop:
+    return ds
+  return dataclasses.replace(ds, clips=[c for i, c in enumerate(ds.clips) if i not in drop])
 
 
 def program_split(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:

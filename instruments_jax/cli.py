@@ -1,0 +1,107 @@
+"""What the command-line entry points share: config flags, one config check, clean errors.
+
+`train` and `profile` take `--config=NAME` (a named config or a config file) and
+`--config.FIELD=VALUE` overrides; `--describe_config` prints every field with
+its type, its value and its meaning, `--print_config` the resolved config as
+JSON. Every config is checked by `configs.validate` before any data or model
+work: a wrong value ends in one `error:` message naming each bad field, exit
+status 2. Errors a user can fix (bad data, a busy workdir, missing weights)
+end in an `error:` line and exit status 1; neither shows a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from instruments_jax import checkpoint, configs
+from instruments_jax.data.audio import DataError
+
+CONFIG = config_flags.DEFINE_config_file(
+    "config", None, f"A named config ({', '.join(configs.NAMES)}) or a config file; override any field with "
+    "--config.SECTION.FIELD=VALUE (--describe_config lists them all).")
+PRINT_CONFIG = flags.DEFINE_bool("print_config", False, "Print the resolved config as JSON and exit.")
+DESCRIBE_CONFIG = flags.DEFINE_bool("describe_config", False,
+                                    "Print every config field (type, value in the chosen config, meaning) and exit.")
+
+CONFIG_ERROR_STATUS = 2
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+  """Returns the exceptions that mean bad input rather than a bug: shown as one `error:` line."""
+  from instruments_jax.model import WeightsUnavailable
+
+  return (DataError, FileNotFoundError, checkpoint.WorkdirBusy, checkpoint.RunDirError, WeightsUnavailable)
+
+
+def named_config_argv(argv: list[str]) -> list[str]:
+  """Rewrites `--config=NAME` into the path of configs/NAME.py, so named configs work with config_flags."""
+  out = []
+  for i, a in enumerate(argv):
+    if a.startswith("--config="):
+      name = a.split("=", 1)[1]
+      if name in configs.NAMES:
+        a = "--config=" + os.path.join(os.path.dirname(configs.__file__), f"{name}.py")
+    elif i > 0 and argv[i - 1] == "--config" and a in configs.NAMES:
+      a = os.path.join(os.path.dirname(configs.__file__), f"{a}.py")
+    out.append(a)
+  return out
+
+
+def _unknown_override(argv: list[str]) -> str | None:
+  """Returns a message for the first `--config.PATH=` whose PATH is no field, or None."""
+  for a in argv:
+    if a.startswith("--config."):
+      path = a[len("--config."):].split("=", 1)[0]
+      if path not in configs.FIELDS:
+        hint = configs.suggest(path, configs.FIELDS) or "; --describe_config lists every field"
+        return f"{path}: no such config field (from {a}){hint}"
+  return None
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """Parses flags like absl does, but a bad value ends in one `error:` line and exit status 2."""
+  try:
+    return flags.FLAGS(argv)
+  except Exception as e:  # noqa: BLE001  (absl's flags.Error, or ml_collections' KeyError / AttributeError / OSError)
+    message = _unknown_override(argv[1:])
+    if message is None:
+      config_arg = next((a for a in argv if a.startswith("--config=")), None)
+      if isinstance(e, OSError) and config_arg:
+        message = (f"{config_arg}: neither a named config ({', '.join(configs.NAMES)}) nor a readable config "
+                   f"file")
+      else:
+        message = str(e).strip().strip("'\"").replace("\\n", " ")
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(CONFIG_ERROR_STATUS)
+
+
+def run(main) -> None:
+  """Runs an absl `main` with named configs and clean flag errors."""
+  app.run(main, argv=named_config_argv(sys.argv), flags_parser=_parse_flags)
+
+
+def config_or_exit(device_count: int | None = None):
+  """Returns the checked config of --config; handles --print_config / --describe_config (exits after them).
+
+  Any invalid field ends the process with every problem listed and exit status 2.
+  """
+  cfg = CONFIG.value
+  if cfg is None:
+    print(f"error: --config is required ({', '.join(configs.NAMES)} or a config file)", file=sys.stderr)
+    sys.exit(CONFIG_ERROR_STATUS)
+  if DESCRIBE_CONFIG.value:
+    print(configs.describe(cfg))
+    sys.exit(0)
+  try:
+    configs.validate(cfg, device_count=device_count)
+  except configs.ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(CONFIG_ERROR_STATUS)
+  if PRINT_CONFIG.value:
+    print(cfg.to_json_best_effort(indent=2))
+    sys.exit(0)
+  return cfg

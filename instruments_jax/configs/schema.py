@@ -1,0 +1,451 @@
+"""Every config field: its type, meaning and allowed values, for `validate` and `describe`.
+
+`FIELDS` is the one list of fields: `validate(cfg)` checks a config against it
+(and against the cross-field rules in `RULES`) and `describe(cfg)` documents it.
+Only os and math are imported, so validating costs milliseconds and works in any
+process, before jax or keras load.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+__all__ = ["ConfigError", "FIELDS", "RULES", "Field", "Rule", "describe", "validate"]
+
+
+class ConfigError(ValueError):
+  """A config that cannot run as given; the message lists every problem, one per line."""
+
+  def __init__(self, problems: list[str]):
+    self.problems = list(problems)
+    n = len(self.problems)
+    super().__init__(f"{n} config problem{'s' if n != 1 else ''}:\n" + "\n".join(f"  {p}" for p in self.problems))
+
+
+# --- single-field constraints: each has `text` (for docs) and `problem(value)` (None when fine) ---
+
+
+class Range:
+  """Allows numbers between optional bounds; `lo_open`/`hi_open` exclude the bound itself."""
+
+  def __init__(self, lo=None, hi=None, lo_open=False, hi_open=False, note=""):
+    self.lo, self.hi, self.lo_open, self.hi_open = lo, hi, lo_open, hi_open
+    if lo is not None and hi is not None:
+      self.text = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    elif lo is not None:
+      self.text = f"{'>' if lo_open else '>='} {lo:g}"
+    else:
+      self.text = f"{'<' if hi_open else '<='} {hi:g}"
+    self.text += note
+
+  def problem(self, v):
+    too_low = self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo)
+    too_high = self.hi is not None and (v >= self.hi if self.hi_open else v > self.hi)
+    if too_low or too_high:
+      return f"must be {'in ' if self.lo is not None and self.hi is not None else ''}{self.text}"
+    return None
+
+
+class OneOf:
+  """Allows a fixed set of strings."""
+
+  def __init__(self, *choices):
+    self.choices = choices
+    self.text = "one of " + ", ".join(choices)
+
+  def problem(self, v):
+    return None if v in self.choices else f"choose {self.text}"
+
+
+class Text:
+  """Allows any non-empty string."""
+
+  text = "non-empty text"
+
+  def problem(self, v):
+    return None if v.strip() else "must not be empty"
+
+
+class Weights:
+  """Allows imagenet, none or an existing file (model.py reads the names case-insensitively)."""
+
+  text = "imagenet, none or the path of an existing Keras .h5 file"
+
+  def problem(self, v):
+    if v.lower() in ("imagenet", "none") or os.path.isfile(v):
+      return None
+    return f"no such file; choose {self.text}"
+
+
+class DataPath:
+  """Allows synth or an existing directory."""
+
+  text = "synth or an existing dataset directory"
+
+  def problem(self, v):
+    return None if v == "synth" or os.path.isdir(v) else f"not a directory; choose {self.text}"
+
+
+class CacheDir:
+  """Allows auto, none or a folder path (created on first use, so it need not exist yet)."""
+
+  text = "auto, none or a folder (created when missing)"
+
+  def problem(self, v):
+    if not v.strip():
+      return f"must not be empty; choose {self.text}"
+    if v not in ("auto", "none") and os.path.exists(v) and not os.path.isdir(v):
+      return f"is a file, not a folder; choose {self.text}"
+    return None
+
+
+class Numbers:
+  """Allows a tuple (or JSON list) of finite numbers: `count` of them, > 0, ascending as asked."""
+
+  def __init__(self, count=None, positive=False, ordered=False, text=""):
+    self.count, self.positive, self.ordered, self.text = count, positive, ordered, text
+
+  def problem(self, v):
+    if not all(_is_number(x) and math.isfinite(x) for x in v):
+      return f"must hold finite numbers only; {self.text}"
+    if self.count is not None and len(v) != self.count:
+      return f"must hold {self.count} numbers; {self.text}"
+    if self.positive and any(x <= 0 for x in v):
+      return f"must hold numbers > 0; {self.text}"
+    if self.ordered and list(v) != sorted(v):
+      return f"must be ascending; {self.text}"
+    return None
+
+
+class Field:
+  """One config field: `type` (int, float, bool, str or tuple), `doc` (its meaning) and `rule` (allowed values)."""
+
+  __slots__ = ("type", "doc", "rule")
+
+  def __init__(self, type_, doc, rule=None):
+    self.type, self.doc, self.rule = type_, doc, rule
+
+  @property
+  def allowed(self) -> str:
+    """Returns the single-field constraint as text."""
+    if self.rule:
+      return self.rule.text
+    return "true or false" if self.type is bool else "any"
+
+  def __repr__(self):
+    return f"Field({self.type.__name__}, {self.doc!r}, allowed={self.allowed!r})"
+
+
+_PATH_RULES = (Weights, DataPath, CacheDir)  # they look at this machine's files
+_POS = Range(0, lo_open=True)  # sizes, counts and lengths
+_NONNEG = Range(0)
+_PROB = Range(0, 1)
+_AT_LEAST_1 = Range(1)
+
+# Ordered as in baseline.py, so describe() reads like the config.
+FIELDS: dict[str, Field] = {
+    "name": Field(str, "config name, written to config.json", Text()),
+    "seed": Field(int, "seed of weights, data order and augmentation; -1 draws one and logs it", Range(-1)),
+    # model
+    "model.backbone": Field(str, "image backbone the log-mel goes through", OneOf("resnet50")),
+    "model.weights": Field(str, "initial backbone weights: keras' ImageNet file, random, or a local file",
+                           Weights()),
+    "model.pool": Field(str, "global pooling of the backbone's last feature map", OneOf("avg", "max")),
+    "model.dropout": Field(float, "dropout rate before the classifier", Range(0, 1, hi_open=True)),
+    "model.bn_momentum": Field(float, "BatchNorm running-statistics momentum (Keras convention); 0 keeps keras' 0.99",
+                               Range(0, 1, hi_open=True)),
+    # audio
+    "audio.sample_rate": Field(int, "sample rate clips are resampled to, Hz", _POS),
+    "audio.stft_window_size": Field(int, "STFT window and FFT length, samples", _POS),
+    "audio.hop_size": Field(int, "STFT hop between spectrogram frames, samples", _POS),
+    "audio.mel_bins": Field(int, "mel filters: the spectrogram's height", _POS),
+    "audio.fmin": Field(float, "lowest mel filter frequency, Hz", _NONNEG),
+    "audio.fmax": Field(float, "highest mel filter frequency, Hz", _POS),
+    "audio.top_db": Field(float, "dynamic range kept below each chunk's peak, dB (librosa's top_db)", _POS),
+    "audio.training_chunk_seconds": Field(float, "length of the random window cut from a clip for training, s",
+                                          _POS),
+    "audio.features_on_device": Field(bool, "compute the log-mel inside the jitted train step from waveforms"),
+    # augmentation
+    "augmentation.mix_audio": Field(str, "mix pairs of clips and their targets within a batch",
+                                    OneOf("disabled", "mixup")),
+    "augmentation.mix_concentration": Field(float, "alpha of the Beta(alpha, alpha) mixing weight", _POS),
+    "augmentation.mix_iterations": Field(int, "rounds of mixing per batch", _AT_LEAST_1),
+    "augmentation.mix_probability": Field(float, "probability that a clip is mixed in a round", _PROB),
+    "augmentation.gain_db": Field(float, "random gain drawn from +-gain_db, dB; 0 is off", _NONNEG),
+    "augmentation.noise_prob": Field(float, "probability of adding noise to a training clip", _PROB),
+    "augmentation.noise_snr_db": Field(tuple, "signal-to-noise range (low, high) of the added noise, dB",
+                                       Numbers(count=2, ordered=True, text="2 numbers, low <= high")),
+    "augmentation.eq_prob": Field(float, "probability of a random peaking EQ", _PROB),
+    "augmentation.reverb_prob": Field(float, "probability of a synthetic reverb", _PROB),
+    "augmentation.pitch_prob": Field(float, "probability of a random pitch shift", _PROB),
+    "augmentation.pitch_semitones": Field(float, "largest pitch shift either way, semitones", _NONNEG),
+    "augmentation.freq_masks": Field(int, "SpecAugment frequency masks per training chunk", _NONNEG),
+    "augmentation.freq_mask_bins": Field(int, "widest frequency mask, mel bins", _NONNEG),
+    "augmentation.time_masks": Field(int, "SpecAugment time masks per training chunk", _NONNEG),
+    "augmentation.time_mask_frames": Field(int, "widest time mask, frames", _NONNEG),
+    # data
+    "data.path": Field(str, "dataset: the embedded synth set, or a folder (Kaggle layout or a folder per class)",
+                       DataPath()),
+    "data.synth_seed": Field(int, "seed of the embedded synth set's clips", _NONNEG),
+    "data.audio_column": Field(str, "CSV column naming each clip's audio file", Text()),
+    "data.label_column": Field(str, "CSV column holding each clip's class", Text()),
+    "data.validation_strategy": Field(str, "how validation clips are held out: stratified k-fold, or one GM "
+                                      "program per class (synth only)", OneOf("kfold", "programs")),
+    "data.num_folds": Field(int, "k of the stratified k-fold split", Range(2)),
+    "data.validation_fold": Field(int, "the fold held out for validation", _NONNEG),
+    "data.fold_seed": Field(int, "seed of the fold split and of data_sample's subsampling", _NONNEG),
+    "data.data_sample": Field(float, "fraction of each class's train and validation clips used",
+                              Range(0, 1, lo_open=True)),
+    "data.num_workers": Field(int, "data-loading worker processes; 0 loads in the main process", _NONNEG),
+    "data.skip_bad_files": Field(bool, "leave out (and list) files that fail to decode instead of stopping"),
+    "data.cache_dir": Field(str, "on-disk log-mel cache: auto ($INSTRUMENTS_JAX_CACHE or ~/.cache), none, or a "
+                            "folder", CacheDir()),
+    "data.length_buckets": Field(tuple, "padded lengths for clips shorter than a chunk, s; () pads to the full chunk",
+                                 Numbers(positive=True, text="numbers > 0, may be empty")),
+    # train
+    "train.batch_size": Field(int, "clips per training step, over all devices", _POS),
+    "train.drop_last_batch": Field(bool, "drop each epoch's last incomplete batch"),
+    "train.epochs": Field(int, "passes over the training clips", _POS),
+    "train.evaluation_epochs": Field(int, "validate every this many epochs (and after the last)", _AT_LEAST_1),
+    "train.optimizer": Field(str, "AdamW, or SGD with momentum 0.9", OneOf("adamw", "sgd")),
+    "train.learning_rate": Field(float, "peak learning rate", _NONNEG),
+    "train.weight_decay": Field(float, "decoupled weight decay", _NONNEG),
+    "train.schedule": Field(str, "learning rate over all steps: cosine to 0, or constant",
+                            OneOf("cosine", "constant")),
+    "train.warmup_epochs": Field(float, "linear warm-up from 0 before the cosine, epochs", _NONNEG),
+    "train.gradient_clip": Field(float, "global-norm gradient clipping; 0 is off", _NONNEG),
+    "train.grad_accumulation": Field(int, "steps whose gradients make one update", _AT_LEAST_1),
+    "train.loss": Field(str, "per-class sigmoid BCE (the recipe's) or softmax cross-entropy", OneOf("bce", "softmax")),
+    "train.mixed_precision": Field(bool, "train in mixed bfloat16 (float32 weights)"),
+    "train.log_every_steps": Field(int, "log loss and throughput every this many steps", _AT_LEAST_1),
+    "train.checkpoint_every_steps": Field(int, "checkpoint every this many steps and at each epoch end; 0: epoch "
+                                          "ends only", _NONNEG),
+    "train.keep_checkpoints": Field(int, "newest checkpoints kept on disk", _AT_LEAST_1),
+    # prediction
+    "prediction.inference_chunk_seconds": Field(float, "chunk length for evaluation and prediction, s", _POS),
+    "prediction.max_inference_chunk_seconds": Field(float, "most of a clip evaluated, s; its chunks' predictions "
+                                                    "are averaged", _POS),
+    "prediction.probability_threshold": Field(float, "predict lists every class whose probability reaches this",
+                                              _PROB),
+    "prediction.batch_size": Field(int, "chunks per evaluation and prediction batch", _POS),
+    "prediction.mixed_precision": Field(bool, "evaluate and predict in bfloat16"),
+    # logging
+    "logging.number_of_audios": Field(int, "clips shown in the predictions figure", _AT_LEAST_1),
+}
+
+SECTIONS = tuple(dict.fromkeys(p.split(".")[0] for p in FIELDS if "." in p))
+
+
+# --- cross-field rules: checked once every field they read is valid on its own ---
+
+
+class Rule:
+  """A constraint across fields: `paths` read (the first owns it in docs), `text`, and `check(values, devices)`."""
+
+  __slots__ = ("paths", "text", "check")
+
+  def __init__(self, paths, text, check):
+    self.paths, self.text, self.check = paths, text, check
+
+
+def _nyquist(v, _):
+  sr, fmax = v["audio.sample_rate"], v["audio.fmax"]
+  if fmax > sr / 2:
+    return f"audio.fmax={fmax!r}: must be <= audio.sample_rate / 2 = {sr / 2:g} Hz (Nyquist)"
+  return None
+
+
+def _fmin_below_fmax(v, _):
+  if v["audio.fmin"] >= v["audio.fmax"]:
+    return f"audio.fmin={v['audio.fmin']!r}: must be < audio.fmax={v['audio.fmax']!r}"
+  return None
+
+
+def _hop_within_window(v, _):
+  if v["audio.hop_size"] > v["audio.stft_window_size"]:
+    return (f"audio.hop_size={v['audio.hop_size']!r}: must be <= audio.stft_window_size="
+            f"{v['audio.stft_window_size']!r}")
+  return None
+
+
+def _fold_in_range(v, _):
+  fold, k = v["data.validation_fold"], v["data.num_folds"]
+  if fold >= k:
+    return f"data.validation_fold={fold!r}: must be in 0..{k - 1} (data.num_folds={k})"
+  return None
+
+
+def _programs_need_synth(v, _):
+  if v["data.validation_strategy"] == "programs" and v["data.path"] != "synth":
+    return (f"data.validation_strategy='programs': holds out synth GM programs, so it needs data.path='synth' "
+            f"(got {v['data.path']!r}); use kfold for other data")
+  return None
+
+
+def _max_chunk_covers_chunk(v, _):
+  chunk, cap = v["prediction.inference_chunk_seconds"], v["prediction.max_inference_chunk_seconds"]
+  if cap < chunk:
+    return (f"prediction.max_inference_chunk_seconds={cap!r}: must be >= "
+            f"prediction.inference_chunk_seconds={chunk!r}")
+  return None
+
+
+def _warmup_within_training(v, _):
+  if v["train.warmup_epochs"] > v["train.epochs"]:
+    return f"train.warmup_epochs={v['train.warmup_epochs']!r}: must be <= train.epochs={v['train.epochs']!r}"
+  return None
+
+
+def _batch_over_devices(v, devices):
+  b = v["train.batch_size"]
+  if devices and b % devices:
+    return f"train.batch_size={b} does not divide over {devices} devices; choose a multiple of {devices}"
+  return None
+
+
+def _masks_before_device_features(v, _):
+  masks = {p: v[p] for p in ("augmentation.freq_masks", "augmentation.time_masks") if v[p] > 0}
+  if v["audio.features_on_device"] and masks:
+    given = ", ".join(f"{p}={n}" for p, n in masks.items())
+    return (f"audio.features_on_device=True with {given}: SpecAugment runs in the data workers, before the "
+            f"log-mel that features_on_device computes in the train step; set the masks to 0 or "
+            f"audio.features_on_device=false")
+  return None
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(("audio.fmax", "audio.sample_rate"), "<= audio.sample_rate / 2 (Nyquist)", _nyquist),
+    Rule(("audio.fmin", "audio.fmax"), "< audio.fmax", _fmin_below_fmax),
+    Rule(("audio.hop_size", "audio.stft_window_size"), "<= audio.stft_window_size", _hop_within_window),
+    Rule(("audio.features_on_device", "augmentation.freq_masks", "augmentation.time_masks"),
+         "false while SpecAugment masks are on (they run before the on-device log-mel)",
+         _masks_before_device_features),
+    Rule(("data.validation_strategy", "data.path"), "programs needs data.path=synth", _programs_need_synth),
+    Rule(("data.validation_fold", "data.num_folds"), "< data.num_folds", _fold_in_range),
+    Rule(("train.batch_size",), "a multiple of the device count", _batch_over_devices),
+    Rule(("train.warmup_epochs", "train.epochs"), "<= train.epochs", _warmup_within_training),
+    Rule(("prediction.max_inference_chunk_seconds", "prediction.inference_chunk_seconds"),
+         ">= prediction.inference_chunk_seconds", _max_chunk_covers_chunk),
+)
+
+
+# --- validate and describe ---
+
+
+def _is_number(v) -> bool:
+  return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _type_problem(field: Field, v):
+  """Returns what is wrong with the type of `v`, or None."""
+  t = field.type
+  if t is bool:
+    ok = isinstance(v, bool)
+  elif t is int:
+    ok = isinstance(v, int) and not isinstance(v, bool)
+  elif t is float:
+    if _is_number(v) and not math.isfinite(v):
+      return "must be a finite number"
+    ok = _is_number(v)  # an int is a fine float
+  elif t is tuple:
+    ok = isinstance(v, (tuple, list))  # config.json gives lists back
+  else:
+    ok = isinstance(v, t)
+  return None if ok else f"must be {t.__name__}, got {type(v).__name__}"
+
+
+def _as_dict(cfg):
+  # A ConfigDict turns into plain dicts with FieldReferences resolved; a dict passes through.
+  return cfg.to_dict() if hasattr(cfg, "to_dict") else cfg
+
+
+def _is_section(v) -> bool:
+  return hasattr(v, "items") and hasattr(v, "keys")
+
+
+def _distance(a: str, b: str) -> int:
+  """Returns the Levenshtein distance of a and b."""
+  row = list(range(len(b) + 1))
+  for i, ca in enumerate(a, 1):
+    prev, row[0] = row[0], i
+    for j, cb in enumerate(b, 1):
+      prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+  return row[-1]
+
+
+def suggest(path: str, known) -> str:
+  """Returns "; did you mean X?" for the nearest known name within 3 edits, else ""."""
+  best = min(known, key=lambda k: _distance(path, k), default=None)
+  return f"; did you mean {best}?" if best is not None and _distance(path, best) <= 3 else ""
+
+
+def _walk(node, prefix: str, values: dict, problems: list[str]) -> None:
+  """Collects the leaves of `node` into `values`, reporting unknown fields and sections."""
+  for key, v in node.items():
+    path = f"{prefix}{key}"
+    if path in FIELDS:
+      values[path] = v
+    elif path in SECTIONS:
+      if _is_section(v):
+        _walk(v, path + ".", values, problems)
+      else:
+        problems.append(f"{path}={v!r}: must be a section of fields, got {type(v).__name__}")
+    elif not prefix and _is_section(v):
+      hint = suggest(path, SECTIONS) or "; the sections are " + ", ".join(SECTIONS)
+      problems.append(f"{path}: unknown section{hint}")
+    else:
+      problems.append(f"{path}={v!r}: unknown field{suggest(path, FIELDS)}")
+
+
+def validate(cfg, device_count: int | None = None, check_paths: bool = True) -> None:
+  """Checks every field of `cfg` (a ConfigDict or dict); raises one ConfigError listing all problems.
+
+  With `device_count`, train.batch_size must also split evenly over that many devices.
+  `check_paths=False` skips whether model.weights, data.path and data.cache_dir exist on
+  this machine: a trained run's config is checked so, as inference reads none of them.
+  """
+  top = _as_dict(cfg)
+  values: dict = {}
+  problems: list[str] = []
+  _walk(top, "", values, problems)
+  ok = {}
+  for path, field in FIELDS.items():
+    if path not in values:
+      section = path.split(".")[0] if "." in path else None
+      if section is None or _is_section(top.get(section)):
+        problems.append(f"{path}: missing ({field.type.__name__}, {field.allowed})")
+      elif section not in top and path == next(p for p in FIELDS if p.startswith(section + ".")):
+        problems.append(f"{section}: missing section")  # once, not once per field
+      continue  # a section given as a scalar was reported by _walk
+    v = values[path]
+    why = _type_problem(field, v)
+    if why is None and field.rule is not None and (check_paths or not isinstance(field.rule, _PATH_RULES)):
+      why = field.rule.problem(v)
+    if why is None:
+      ok[path] = v
+    else:
+      problems.append(f"{path}={v!r}: {why}")
+  for rule in RULES:
+    if all(p in ok for p in rule.paths):
+      why = rule.check(ok, device_count)
+      if why:
+        problems.append(why)
+  if problems:
+    raise ConfigError(problems)
+
+
+def describe(cfg) -> str:
+  """Returns a table of every field: path, type, value in `cfg`, allowed values and meaning."""
+  values: dict = {}
+  _walk(_as_dict(cfg), "", values, [])
+  owned: dict[str, list[str]] = {}
+  for rule in RULES:
+    owned.setdefault(rule.paths[0], []).append(rule.text)
+  rows = [("field", "type", "value", "allowed", "meaning")]
+  for path, field in FIELDS.items():
+    allowed = "; ".join([field.allowed] + owned.get(path, []))
+    value = repr(values[path]) if path in values else "(missing)"
+    rows.append((path, field.type.__name__, value, allowed, field.doc))
+  widths = [max(len(r[i]) for r in rows) for i in range(4)]
+  return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows)

@@ -1,0 +1,102 @@
+"""The run's figures: the recipe's training chart, the confusion matrix and the predictions figure.
+
+Each function draws from data it is given (metrics.jsonl, a matrix, probabilities)
+and writes a PNG; nothing here trains or predicts.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from instruments_jax import CLASSES
+from instruments_jax.data import features
+
+
+def _pyplot():
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  return plt
+
+
+def plot_chart(metrics_path: str, path: str) -> list[str]:
+  """Draws the seed's four panels from metrics.jsonl: learning rate, train batch loss,
+  validation loss and validation ROC-AUC, each against samples seen (the seed's "step")."""
+  plt = _pyplot()
+  rows = [json.loads(line) for line in open(metrics_path) if line.strip()]
+  train = [r for r in rows if "train_loss" in r]
+  val = [r for r in rows if r.get("split") == "validation"]
+  batch_x, batch_y = [], []
+  for r in train:  # each log line holds the per-batch losses since the previous one
+    losses = r.get("batch_losses", [r["train_loss"]])
+    per = r["samples"] / r["step"]
+    batch_x += [r["samples"] - per * (len(losses) - 1 - k) for k in range(len(losses))]
+    batch_y += losses
+  panels = [("learning rate", [r["samples"] for r in train], [r["lr"] for r in train]),
+            ("train batch loss", batch_x, batch_y),
+            ("validation loss", [r["samples"] for r in val], [r["loss"] for r in val]),
+            ("validation ROC-AUC", [r["samples"] for r in val], [r["roc_auc"] for r in val])]
+  with plt.style.context("dark_background"):
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7.5))
+    xmax = max([x for _, xs, _ in panels for x in xs] + [1])
+    for ax, (title, xs, ys) in zip(axes.flat, panels):
+      ax.plot(xs, ys, color="#4a9eff", lw=1.2, marker="o" if len(xs) < 12 else None, ms=4)
+      ax.set_title(title.upper(), loc="left", fontsize=11)
+      ax.set_xlabel("step (samples seen)")
+      ax.set_xlim(0, xmax * 1.05)
+      ax.grid(axis="y", color="#444444", lw=0.6)
+      for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+  return [title for title, xs, _ in panels if xs]
+
+
+def plot_confusion(matrix: np.ndarray, title: str, path: str) -> None:
+  """Draws a confusion matrix (rows true, columns predicted) with its counts."""
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(5.5, 4.8))
+  ax.imshow(matrix, cmap="Blues")
+  for (i, j), v in np.ndenumerate(matrix):
+    ax.text(j, i, str(v), ha="center", va="center", color="white" if v > matrix.max() / 2 else "black")
+  ax.set_xticks(range(len(CLASSES)), CLASSES)
+  ax.set_yticks(range(len(CLASSES)), CLASSES)
+  ax.set_xlabel("predicted")
+  ax.set_ylabel("true")
+  ax.set_title(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def plot_predictions(dataset, indices, probs, labels, losses, cfg, title, path) -> None:
+  """Draws the `logging.number_of_audios` highest-loss clips: first inference chunk's log-mel, true, predicted, p, loss."""
+  plt = _pyplot()
+  worst = np.argsort(-losses)[:cfg.logging.number_of_audios]
+  cols = 4
+  rows = int(np.ceil(len(worst) / cols))
+  fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+  seconds = min(cfg.prediction.inference_chunk_seconds, 10.0)
+  for ax, k in zip(axes.flat, worst):
+    i = int(indices[k])
+    wave = dataset.load(i, 0.0, seconds, cfg.audio.sample_rate)
+    mel = features.log_mel(wave, cfg.audio)
+    ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(0, seconds, 0, mel.shape[0]))
+    pred = int(probs[k].argmax())
+    ok = pred == labels[k]
+    ax.set_title(f"true: {CLASSES[labels[k]]}   predicted: {CLASSES[pred]}\n"
+                 f"probability {probs[k, pred]:.3f}   loss {losses[k]:.3f}", fontsize=9,
+                 color="black" if ok else "crimson")
+    ax.set_xlabel(f"{dataset.clips[i].name}  (s)", fontsize=7)
+    ax.set_yticks([])
+  for ax in list(axes.flat)[len(worst):]:
+    ax.axis("off")
+  fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
