@@ -62,6 +62,11 @@ def _unknown_override(argv: list[str]) -> str | None:
   return None
 
 
+def _config_file_error(argv: list[str]) -> str:
+  config_arg = next((a for a in argv if a.startswith("--config=")), "--config")
+  return f"{config_arg}: neither a named config ({', '.join(configs.NAMES)}) nor a loadable config file"
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
   """Parses flags like absl does, but a bad value ends in one `error:` line and exit status 2."""
   try:
@@ -69,12 +74,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
   except Exception as e:  # noqa: BLE001  (absl's flags.Error, or ml_collections' KeyError / AttributeError / OSError)
     message = _unknown_override(argv[1:])
     if message is None:
-      config_arg = next((a for a in argv if a.startswith("--config=")), None)
-      if isinstance(e, OSError) and config_arg:
-        message = (f"{config_arg}: neither a named config ({', '.join(configs.NAMES)}) nor a readable config "
-                   f"file")
-      else:
-        message = str(e).strip().strip("'\"").replace("\\n", " ")
+      message = _config_file_error(argv) if isinstance(e, OSError) else str(e.args[0] if e.args else e)
     print(f"error: {message}", file=sys.stderr)
     sys.exit(CONFIG_ERROR_STATUS)
 
@@ -89,7 +89,13 @@ def config_or_exit(device_count: int | None = None):
 
   Any invalid field ends the process with every problem listed and exit status 2.
   """
-  cfg = CONFIG.value
+  try:
+    cfg = CONFIG.value
+    if cfg is not None:
+      cfg.to_dict  # noqa: B018  (a file that failed to load is a placeholder that raises on any attribute)
+  except Exception:  # noqa: BLE001  (a missing file, or one that raises while loading)
+    print(f"error: {_config_file_error(sys.argv)}", file=sys.stderr)
+    sys.exit(CONFIG_ERROR_STATUS)
   if cfg is None:
     print(f"error: --config is required ({', '.join(configs.NAMES)} or a config file)", file=sys.stderr)
     sys.exit(CONFIG_ERROR_STATUS)

@@ -95,7 +95,7 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
   configs.validate(cfg, device_count=jax.device_count())
   primary = jax.process_index() == 0
   lock = rundir.open_run(cfg, workdir, jax.process_index(), jax.process_count())
-  logging.info("seed %d, workdir %s, devices %s", cfg.seed, workdir, jax.devices())
+  logging.info("config %s, seed %d, workdir %s, devices %s", cfg.name, cfg.seed, workdir, jax.devices())
 
   if cfg.model.weights == "imagenet":  # fetch (or fail on) the download before any data work
     from instruments_jax.model import imagenet_weights_path

@@ -105,26 +105,58 @@ def test_on_device_front_end_matches_the_host_path():
     np.testing.assert_allclose(np.asarray(front(w["x"])), h["x"], atol=2e-2)
 
 
+def test_bucket_seconds_picks_the_smallest_bucket_that_fits_else_the_chunk():
+  assert pipeline.bucket_seconds(3.0, 20.0, (5.0, 10.0)) == 5.0
+  assert pipeline.bucket_seconds(5.0, 20.0, (5.0, 10.0)) == 5.0  # a clip exactly a bucket long fits it
+  assert pipeline.bucket_seconds(5.01, 20.0, (5.0, 10.0)) == 10.0
+  assert pipeline.bucket_seconds(7.0, 20.0, (5.0, 10.0)) == 10.0
+  assert pipeline.bucket_seconds(12.0, 20.0, (5.0, 10.0)) == 20.0  # longer than every bucket: the chunk
+  assert pipeline.bucket_seconds(25.0, 20.0, (5.0, 10.0)) == 20.0  # longer than the chunk: the chunk
+  assert pipeline.bucket_seconds(3.0, 20.0, (10.0, 5.0)) == 5.0  # buckets given unsorted
+  assert pipeline.bucket_seconds(7.0, 20.0, (10.0, 5.0)) == 10.0
+  assert pipeline.bucket_seconds(3.0, 20.0, ()) == 20.0  # no buckets: every chunk is full length
+  assert pipeline.bucket_seconds(3.0, 4.0, (5.0, 20.0)) == 4.0  # buckets not shorter than the chunk never apply
+  assert pipeline.bucket_seconds(0.0, 20.0, (5.0,)) == 5.0
+  assert isinstance(pipeline.bucket_seconds(3, 20, (5, 10)), float)
+
+
+def _synth_labelled_by_length():
+  """The synth train split with each clip's label replaced by its length group, written by hand:
+
+  0: at most 5 s, 1: over 5 and at most 10 s, 2: over 10 s; a batch's labels then tell which clips it holds.
+  """
+  import dataclasses
+
+  ds = sources.synth_dataset(0, "train")
+  group = lambda d: 0 if d <= 5.0 else 1 if d <= 10.0 else 2
+  ds.clips = [dataclasses.replace(c, label=group(c.duration)) for c in ds.clips]
+  by_group = {g: [i for i, c in enumerate(ds.clips[:300]) if c.label == g] for g in range(3)}
+  idx = np.array(by_group[0][:6] + by_group[1][:9] + by_group[2][:8])  # 1, 2 and 2 full batches of 4
+  return ds, idx
+
+
 def test_length_buckets_pad_short_clips_to_their_bucket_and_keep_epochs_equal():
   cfg = _cfg()
   cfg.audio.training_chunk_seconds = 20.0
   cfg.data.length_buckets = (5.0, 10.0)
-  ds = sources.synth_dataset(0, "train")
-  idx = np.arange(40)
+  ds, idx = _synth_labelled_by_length()
   steps = pipeline.train_steps_per_epoch(ds, idx, cfg)
+  assert steps == 1 + 2 + 2  # 6 // 4 + 9 // 4 + 8 // 4: drop-last within each bucket
   batches = list(pipeline.train_batches(ds, idx, cfg, seed=0, epochs=2))
   assert len(batches) == 2 * steps
-  frames = {features.num_frames(int(round(s * 44100)), 512): s for s in (5.0, 10.0, 20.0)}
-  for b in batches:
-    seconds = frames[b["x"].shape[2]]
-    assert b["x"].shape[0] == cfg.train.batch_size
+  # centered STFT frames, 1 + samples // 512, of 5, 10 and 20 s at 44.1 kHz; the group whose clips they hold
+  group_of_frames = {431: 0, 862: 1, 1723: 2}
+  for epoch in (batches[:steps], batches[steps:]):
+    per_group = {0: 0, 1: 0, 2: 0}
+    for b in epoch:
+      assert b["x"].shape[:2] == (cfg.train.batch_size, cfg.audio.mel_bins)
+      g = group_of_frames[b["x"].shape[2]]
+      # 5 s batches hold clips <= 5 s, 10 s batches clips in (5, 10] s, 20 s batches clips over 10 s
+      assert set(b["y"].tolist()) == {g}, (b["x"].shape, b["y"])
+      per_group[g] += 1
+    assert per_group == {0: 1, 1: 2, 2: 2}
   again = list(pipeline.train_batches(ds, idx, cfg, seed=0, epochs=2))
   assert all(np.array_equal(a["x"], b["x"]) and np.array_equal(a["y"], b["y"]) for a, b in zip(batches, again))
-  durations = np.array([ds.clips[i].duration for i in idx])
-  plan = pipeline._batch_plan(ds, idx, cfg, 0, 1)
-  for clips, seconds in plan:
-    expected = [pipeline.bucket_seconds(d, 20.0, (5.0, 10.0)) for d in durations[clips]]
-    assert set(expected) == {seconds}
 
 
 def test_training_with_the_log_mel_inside_the_step(tmp_path):

@@ -36,13 +36,52 @@ def test_same_seed_same_batches_even_with_worker_processes():
   assert not all(np.array_equal(x["x"], y["x"]) for x, y in zip(a, c))
 
 
+def _clips_of(*durations):
+  """A dataset built by hand: eval_plan reads only the durations."""
+  clips = [sources.Clip(f"clip{k}.wav", 0, d, 44100, 1, f"/nowhere/clip{k}.wav") for k, d in enumerate(durations)]
+  return sources.Dataset("by hand", clips)
+
+
+def _pred_cfg(chunk=2.0, cap=7.0):
+  pred = _cfg().prediction
+  pred.inference_chunk_seconds = chunk
+  pred.max_inference_chunk_seconds = cap
+  return pred
+
+
 def test_eval_covers_each_clip_in_fixed_chunks_up_to_the_cap():
-  ds = sources.synth_dataset(0, "test")
-  cfg = _cfg()
-  cfg.prediction.inference_chunk_seconds = 2.0
-  cfg.prediction.max_inference_chunk_seconds = 7.0
-  plan = pipeline.eval_plan(ds, np.arange(6), cfg.prediction)
-  for pos in range(6):
-    starts = [s for p, _, s, _ in plan if p == pos]
-    covered = min(ds.clips[pos].duration, 7.0)
-    assert starts == [2.0 * k for k in range(int(np.ceil(covered / 2.0 - 1e-6)))]
+  ds = _clips_of(0.5, 2.0, 2.1, 6.0, 9.0, 7.0)
+  plan = pipeline.eval_plan(ds, np.arange(6), _pred_cfg(2.0, 7.0))
+  # 2 s chunks covering min(duration, 7 s); a clip shorter than a chunk still gets one (padded)
+  expected = {0: [0.0],  # 0.5 s
+              1: [0.0],  # 2.0 s: exactly one chunk
+              2: [0.0, 2.0],  # 2.1 s: a second chunk for the last 0.1 s
+              3: [0.0, 2.0, 4.0],  # 6.0 s
+              4: [0.0, 2.0, 4.0, 6.0],  # 9.0 s, capped at 7 s: the chunk at 6 s holds 6..7 s
+              5: [0.0, 2.0, 4.0, 6.0]}  # 7.0 s
+  for pos, starts in expected.items():
+    assert [s for p, _, s, _ in plan if p == pos] == starts, pos
+  assert [(p, i) for p, i, _, _ in plan] == [(0, 0), (1, 1), (2, 2), (2, 2), (3, 3), (3, 3), (3, 3),
+                                              (4, 4), (4, 4), (4, 4), (4, 4), (5, 5), (5, 5), (5, 5), (5, 5)]
+  assert {sec for *_, sec in plan} == {2.0}  # without buckets every chunk is a full chunk
+
+
+def test_eval_plan_names_positions_and_clip_indices_apart():
+  ds = _clips_of(0.5, 2.0, 4.5)
+  plan = pipeline.eval_plan(ds, np.array([2, 0]), _pred_cfg(2.0, 7.0))
+  assert plan == [(0, 2, 0.0, 2.0), (0, 2, 2.0, 2.0), (0, 2, 4.0, 2.0), (1, 0, 0.0, 2.0)]
+
+
+def test_eval_chunks_shrink_to_the_smallest_length_bucket_holding_what_is_left():
+  ds = _clips_of(0.5, 2.0, 2.1, 6.0, 9.0, 1.2, 3.0)
+  plan = pipeline.eval_plan(ds, np.arange(7), _pred_cfg(2.0, 7.0), buckets=(1.0, 0.5))
+  chunks = {pos: [(s, sec) for p, _, s, sec in plan if p == pos] for pos in range(7)}
+  assert chunks == {
+      0: [(0.0, 0.5)],  # 0.5 s fits the 0.5 s bucket
+      1: [(0.0, 2.0)],  # 2.0 s: a full chunk
+      2: [(0.0, 2.0), (2.0, 0.5)],  # 0.1 s left: the 0.5 s bucket
+      3: [(0.0, 2.0), (2.0, 2.0), (4.0, 2.0)],  # 6, 4 and 2 s left: full chunks
+      4: [(0.0, 2.0), (2.0, 2.0), (4.0, 2.0), (6.0, 1.0)],  # capped at 7 s: 1 s left at 6 s
+      5: [(0.0, 2.0)],  # 1.2 s: longer than every bucket, a full chunk
+      6: [(0.0, 2.0), (2.0, 1.0)],  # 1.0 s left: exactly the 1 s bucket
+  }

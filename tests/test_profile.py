@@ -4,12 +4,13 @@ import glob
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
-from instruments_jax.profile import format_table, peak_flops
+from instruments_jax.profile import peak_flops
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,26 @@ def test_prints_the_table(profiled):
   for label in ("compile time", "step time", "samples/s", "FLOPs / step", "achieved", "MFU", "memory: arguments",
                 "memory: outputs", "memory: temporaries", "memory: device peak in use"):
     assert label in stdout, label
-  assert format_table(r) in stdout
+  lines = {}
+  for line in stdout.splitlines():
+    for label in ("step time", "samples/s", "FLOPs / step"):
+      if line.startswith(label + " "):
+        lines[label] = line
+  assert set(lines) == {"step time", "samples/s", "FLOPs / step"}, stdout
+
+  ms = re.fullmatch(r"step time\s+(\d+\.\d\d) ms\s+\(.*\)", lines["step time"])
+  assert ms, lines["step time"]
+  assert abs(float(ms.group(1)) - 1e3 * r["step_seconds_median"]) <= 0.005 + 1e-9, (ms.group(1), r)
+
+  rate = re.fullmatch(r"samples/s\s+(\d+\.\d\d)", lines["samples/s"])
+  assert rate, lines["samples/s"]
+  assert abs(float(rate.group(1)) - 4 / r["step_seconds_median"]) <= 0.005 + 1e-9, (rate.group(1), r)  # batch 4
+
+  flops = re.fullmatch(r"FLOPs / step\s+(\d+\.\d{3}) ([PTGM]?)FLOP\s+\(.*\)", lines["FLOPs / step"])
+  assert flops, lines["FLOPs / step"]
+  scale = {"P": 1e15, "T": 1e12, "G": 1e9, "M": 1e6, "": 1.0}[flops.group(2)]
+  assert 1 <= float(flops.group(1)) < 1000  # the prefix chosen so that 1 <= mantissa < 1000
+  assert abs(float(flops.group(1)) * scale - r["flops_per_step"]) <= 0.0005 * scale * (1 + 1e-9), (flops.group(0), r)
 
 
 def test_trace_and_hlo_are_written(profiled):

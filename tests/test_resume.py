@@ -1,13 +1,17 @@
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
 import numpy as np
+import pytest
 
 import instruments_jax
 from instruments_jax import checkpoint
+
+pytestmark = pytest.mark.slow  # each test trains in subprocesses: minutes on 2 cores
 
 ARGS = ["-m", "instruments_jax.train", "--config=smoke", "--config.train.epochs=2",
         "--config.train.checkpoint_every_steps=2"]
@@ -34,24 +38,55 @@ def _final_params(workdir):
   return [np.asarray(p) for p in clf.params["params"] + clf.params["model_state"]]
 
 
-def test_sigkill_then_rerun_ends_bitwise_equal_to_an_uninterrupted_run(tmp_path):
-  straight = _train(tmp_path / "straight")
-  assert straight.wait(600) == 0, straight.stdout.read()[-3000:]
+def _train_steps(workdir):
+  return [l for l in open(os.path.join(workdir, "metrics.jsonl")) if '"train_loss"' in l]
 
-  killed = _train(tmp_path / "killed")
-  _wait_for_checkpoint(tmp_path / "killed", 6, killed)
+
+def _sigkill_and_rerun_matches_a_straight_run(tmp_path, *extra, kill_after_step=6, per_run=lambda name: ()):
+  """Trains straight; trains again, SIGKILLs it mid-step after checkpoint `kill_after_step`, reruns it; compares.
+
+  `extra` goes to every run; `per_run(name)` adds arguments for the run named "straight" or "killed".
+  """
+  straight_dir, killed_dir = tmp_path / "straight", tmp_path / "killed"
+  straight = _train(straight_dir, *extra, *per_run("straight"))
+  out = straight.communicate(timeout=600)[0]
+  assert straight.returncode == 0, out[-3000:]
+  epochs, steps = re.search(r"training (\d+) epochs x (\d+) steps", out).groups()
+  total = int(epochs) * int(steps)
+  assert kill_after_step < total, (kill_after_step, total)
+
+  killed = _train(killed_dir, *extra, *per_run("killed"))
+  _wait_for_checkpoint(killed_dir, kill_after_step, killed)
   time.sleep(0.5)  # die somewhere after that checkpoint, mid-step
   killed.send_signal(signal.SIGKILL)
-  killed.wait()
-  resumed = _train(tmp_path / "killed")
+  assert killed.wait() == -signal.SIGKILL, "the run ended before it was killed"
+  saved = max(int(n) for n in os.listdir(killed_dir / "checkpoints") if n.isdigit())
+  assert saved < total, f"killed after the last checkpoint ({saved} of {total} steps): nothing left to resume"
+  resumed = _train(killed_dir, *extra, *per_run("killed"))
   out = resumed.communicate(timeout=600)[0]
   assert resumed.returncode == 0, out[-3000:]
   assert "resuming from the checkpoint of step" in out
 
-  for a, b in zip(_final_params(tmp_path / "straight"), _final_params(tmp_path / "killed"), strict=True):
+  for a, b in zip(_final_params(straight_dir), _final_params(killed_dir), strict=True):
     np.testing.assert_array_equal(a, b)
-  steps = [l for l in open(tmp_path / "killed" / "metrics.jsonl") if '"train_loss"' in l]
-  assert len(steps) == len([l for l in open(tmp_path / "straight" / "metrics.jsonl") if '"train_loss"' in l])
+  assert len(_train_steps(killed_dir)) == len(_train_steps(straight_dir))
+
+
+def test_sigkill_then_rerun_ends_bitwise_equal_to_an_uninterrupted_run(tmp_path):
+  _sigkill_and_rerun_matches_a_straight_run(tmp_path)
+
+
+def test_sigkill_then_rerun_with_grain_worker_processes_ends_bitwise_equal(tmp_path):
+  _sigkill_and_rerun_matches_a_straight_run(tmp_path, "--config.data.num_workers=2")
+
+
+def test_sigkill_then_rerun_from_the_feature_cache_ends_bitwise_equal(tmp_path, kaggle_dir):
+  # 24 clips on disk: 20 train after the k-fold split, 5 steps of batch 4 per epoch, 10 in all.
+  # Each run fills a cache of its own; the rerun reads what the killed run wrote.
+  _sigkill_and_rerun_matches_a_straight_run(
+      tmp_path, f"--config.data.path={kaggle_dir}", "--config.data.data_sample=1.0",
+      per_run=lambda name: (f"--config.data.cache_dir={tmp_path / ('cache_' + name)}",))
+  assert os.listdir(tmp_path / "cache_killed") and os.listdir(tmp_path / "cache_straight")
 
 
 def test_sigterm_writes_a_checkpoint_and_exits_0(tmp_path):
