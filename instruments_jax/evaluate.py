@@ -34,14 +34,15 @@ def evaluate_run(workdir: str, data: str | None = None, split: str = "test", out
   m = metrics.classification_metrics(probs, labels, cfg.train.loss, detailed=True)
   m.update(split=split, data=data, workdir=workdir, step=clf.step)
   suffix = "" if split == "validation" else f"_{split}"
-  with open(os.path.join(out_dir, f"eval_{split}.json"), "w") as f:
-    json.dump(m, f, indent=2)
   title = f"{split} ({data}): accuracy {m['accuracy']:.3f}, ROC-AUC {m['roc_auc']:.3f}"
   plots.plot_confusion(np.array(m["confusion_matrix"]["rows_true_cols_predicted"]), title,
                        os.path.join(out_dir, f"confusion_matrix{suffix}.png"))
   shown = min(cfg.logging.number_of_audios, len(indices))
-  plots.plot_predictions(dataset, indices, probs, labels, losses.clip_losses(probs, labels, cfg.train.loss), cfg,
-                         f"{split}: the {shown} highest-loss clips", os.path.join(out_dir, f"{split}_predictions.png"))
+  m["predictions_figure"] = plots.plot_predictions(
+      dataset, indices, probs, labels, losses.clip_losses(probs, labels, cfg.train.loss), cfg,
+      f"{split}: the {shown} highest-loss clips", os.path.join(out_dir, f"{split}_predictions.png"))
+  with open(os.path.join(out_dir, f"eval_{split}.json"), "w") as f:
+    json.dump(m, f, indent=2)
   return m
 
 

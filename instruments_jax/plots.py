@@ -74,8 +74,9 @@ def plot_confusion(matrix: np.ndarray, title: str, path: str) -> None:
   plt.close(fig)
 
 
-def plot_predictions(dataset, indices, probs, labels, losses, cfg, title, path) -> None:
-  """Draws the `logging.number_of_audios` highest-loss clips: first inference chunk's log-mel, true, predicted, p, loss."""
+def plot_predictions(dataset, indices, probs, labels, losses, cfg, title, path) -> list[str]:
+  """Draws the `logging.number_of_audios` highest-loss clips (log-mel of the first inference chunk, true and
+  predicted class, probability, loss); returns their names, worst first."""
   plt = _pyplot()
   worst = np.argsort(-losses)[:cfg.logging.number_of_audios]
   cols = 4
@@ -100,3 +101,4 @@ def plot_predictions(dataset, indices, probs, labels, losses, cfg, title, path) 
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
+  return [dataset.clips[int(indices[k])].name for k in worst]
