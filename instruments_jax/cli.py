@@ -11,6 +11,7 @@ end in an `error:` line and exit status 1; neither shows a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -35,6 +36,19 @@ def user_errors() -> tuple[type[BaseException], ...]:
   from instruments_jax.model import WeightsUnavailable
 
   return (DataError, FileNotFoundError, checkpoint.WorkdirBusy, checkpoint.RunDirError, WeightsUnavailable)
+
+
+@contextlib.contextmanager
+def clean_errors(*also: type[BaseException]):
+  """Ends the process on a config error (exit 2) or a user error (or one of `also`: exit 1), without a traceback."""
+  try:
+    yield
+  except configs.ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(CONFIG_ERROR_STATUS)
+  except (*user_errors(), *also) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
 
 
 def named_config_argv(argv: list[str]) -> list[str]:

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import numpy as np
 
-from instruments_jax import cli, configs, losses, metrics, plots
+from instruments_jax import cli, losses, metrics, plots
 from instruments_jax.classifier import load_classifier
 from instruments_jax.data import cache, sources
 
@@ -57,13 +56,8 @@ def main(argv=None):
                       "kits never used in train or test")
   p.add_argument("--out", default=None, help="where to write the JSON and figures (default: the workdir)")
   a = p.parse_args(argv)
-  try:
+  with cli.clean_errors():
     m = evaluate_run(a.workdir, a.data, a.split, a.out)
-  except configs.ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(cli.CONFIG_ERROR_STATUS)
-  except cli.user_errors() as e:
-    sys.exit(f"error: {e}")
   print(f"{a.split} on {m['data']}: {m['clips']} clips (checkpoint of step {m['step']})")
   print(f"  loss {m['loss']:.4f}  accuracy {m['accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}  ROC-AUC {m['roc_auc']:.4f}")
   print(f"  {'class':<8} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}")

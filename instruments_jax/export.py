@@ -37,16 +37,11 @@ def main(argv=None):
   p.add_argument("--out", required=True)
   p.add_argument("--chunk_seconds", type=float, default=None, help="input length (default: the run's inference chunk)")
   a = p.parse_args(argv)
-  from instruments_jax import cli, configs
+  from instruments_jax import cli
   from instruments_jax.classifier import load_classifier
 
-  try:
+  with cli.clean_errors():
     clf = load_classifier(a.workdir)
-  except configs.ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(cli.CONFIG_ERROR_STATUS)
-  except cli.user_errors() as e:
-    sys.exit(f"error: {e}")
   exported = export_classifier(clf, a.chunk_seconds)
   with open(a.out, "wb") as f:
     f.write(exported.serialize())

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from instruments_jax import CLASSES, cli, configs, metrics
+from instruments_jax import CLASSES, cli, metrics
 from instruments_jax.data import audio, pipeline
 from instruments_jax.data.audio import DataError
 from instruments_jax.data.sources import AUDIO_EXTENSIONS, Clip, Dataset
@@ -116,14 +116,8 @@ def main(argv=None):
     return cli.CONFIG_ERROR_STATUS
   from instruments_jax.classifier import load_classifier
 
-  try:
+  with cli.clean_errors():
     clf = load_classifier(a.workdir)
-  except configs.ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return cli.CONFIG_ERROR_STATUS
-  except cli.user_errors() as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
   files = find_files(a.paths)
   t0 = time.time()
   rows, bad = predict_files(clf, files, a.batch_size, a.probability_threshold)

@@ -34,7 +34,6 @@ import json
 import os
 import resource
 import statistics
-import sys
 import time
 
 import instruments_jax  # noqa: F401  (selects the JAX backend)
@@ -313,12 +312,10 @@ def format_table(r: dict) -> str:
 def main(argv):
   del argv
   cfg = cli.config_or_exit(device_count=jax.device_count())
-  try:
+  with cli.clean_errors():
     r = profile(cfg, steps=_STEPS.value, rounds=_ROUNDS.value, warmup=_WARMUP.value, trace_steps=_TRACE_STEPS.value,
                 trace_dir=_TRACE_DIR.value, hlo_dir=_HLO_DIR.value, donate=_DONATE.value, sync=_SYNC.value,
                 batch=_BATCH.value, frames=_FRAMES.value)
-  except cli.user_errors() as e:
-    sys.exit(f"error: {e}")
   print(format_table(r), flush=True)
   if _JSON.value:
     os.makedirs(os.path.dirname(os.path.abspath(_JSON.value)), exist_ok=True)

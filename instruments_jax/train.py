@@ -200,12 +200,8 @@ def main(argv):
     sys.exit(cli.CONFIG_ERROR_STATUS)
   pylogging.getLogger("absl").setLevel(pylogging.INFO)
   logging.get_absl_handler().python_handler.stream = sys.stdout
-  try:
+  with cli.clean_errors(FloatingPointError):  # a diverged run names the step and the checkpoint it kept
     train_and_evaluate(cfg, _WORKDIR.value)
-  except cli.user_errors() as e:
-    sys.exit(f"error: {e}")
-  except FloatingPointError as e:
-    sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":
