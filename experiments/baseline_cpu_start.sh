@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts the seed's full-size baseline (128 mels x 60 s, batch 8, bf16 mixed precision) on this CPU
+# Starts the recipe's full-size baseline (128 mels x 60 s, batch 8, bf16 mixed precision) on this CPU
 # without ImageNet weights, lets it train for $1 seconds (default 600), then stops it and prints
 # the logged samples/s and the peak resident memory. It does not wait for the run to finish.
 set -u

@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 
 SHAPES = {  # name: (mel bins, frames, batch)
     "small": (128, 256, 8),
-    "baseline": (128, 5168, 8),  # 60 s at 44.1 kHz, hop 512: the seed's training input
+    "baseline": (128, 5168, 8),  # 60 s at 44.1 kHz, hop 512: the recipe's training input
 }
 VARIANTS = ("jax_fp32", "jax_bf16", "torch_eager_fp32", "torch_eager_bf16", "torch_compile_fp32",
             "torch_compile_bf16")

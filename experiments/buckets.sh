@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Length buckets vs the seed's full padding, same data, same seed, side by side.
+# Length buckets vs the recipe's full padding, same data, same seed, side by side.
 #   bash experiments/buckets.sh [RUNS_DIR]
 # `quick` with 16 s chunks (where padding matters: 57% of the embedded clips are shorter),
 # 10% of the training data, 2 epochs; once padded to 16 s, once with buckets (4, 8, 12) s.

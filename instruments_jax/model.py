@@ -4,7 +4,7 @@ Weights (`config.model.weights`): "imagenet" downloads keras' own ImageNet file
 through keras' own cache, a path loads a local Keras .h5 / .weights.h5 file of
 a 3-channel (or already 1-channel) no-top ResNet50, "none" starts from random
 initialisation. The 3-channel conv1 kernel becomes a 1-channel one by summing
-over its input channels, as the seed did.
+over its input channels, as the recipe did.
 """
 
 from __future__ import annotations

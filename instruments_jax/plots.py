@@ -24,8 +24,8 @@ def _pyplot():
 
 
 def plot_chart(metrics_path: str, path: str) -> list[str]:
-  """Draws the seed's four panels from metrics.jsonl: learning rate, train batch loss,
-  validation loss and validation ROC-AUC, each against samples seen (the seed's "step")."""
+  """Draws the recipe's four panels from metrics.jsonl: learning rate, train batch loss,
+  validation loss and validation ROC-AUC, each against samples seen (the recipe's "step")."""
   plt = _pyplot()
   rows = [json.loads(line) for line in open(metrics_path) if line.strip()]
   train = [r for r in rows if "train_loss" in r]

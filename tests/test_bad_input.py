@@ -94,6 +94,7 @@ def test_skip_keeps_the_good_files_and_lists_every_skipped_one(messy_dir):
   assert [c.name for c in ds.clips].count("synth_train_0001.wav") == 1  # the first row keeps it
 
 
+@pytest.mark.slow
 def test_training_stops_by_default_and_skips_with_the_list_in_the_workdir(messy_dir, tmp_path):
   from instruments_jax.train import train_and_evaluate
 

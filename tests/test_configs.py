@@ -28,13 +28,14 @@ def _get(d, path):
   return d
 
 
-def test_baseline_is_the_seed_table():
+def test_baseline_is_the_recipe_table():
   cfg = get_config("baseline").to_dict()
   for path, value in SEED.items():
     assert _get(cfg, path) == value, path
 
 
-def test_print_config_shows_every_seed_setting():
+@pytest.mark.slow
+def test_print_config_shows_every_recipe_setting():
   out = subprocess.run([sys.executable, "-m", "instruments_jax.train", "--config=baseline", "--print_config"],
                        check=True, capture_output=True, text=True).stdout
   cfg = json.loads(out)
@@ -42,6 +43,7 @@ def test_print_config_shows_every_seed_setting():
     assert _get(cfg, path) == value, path
 
 
+@pytest.mark.slow
 def test_print_config_applies_overrides():
   out = subprocess.run([sys.executable, "-m", "instruments_jax.train", "--config=baseline", "--print_config",
                         "--config.model.weights=none", "--config.train.epochs=2"],
@@ -76,6 +78,7 @@ def test_every_named_config_validates(name):
   validate(get_config(name), device_count=1)
 
 
+@pytest.mark.slow
 def test_schema_imports_neither_jax_nor_keras():
   code = ("import sys, instruments_jax.configs as c; c.validate(c.get_config('baseline'));"
           "print(sorted(m for m in ('jax', 'keras', 'numpy', 'instruments_jax.data') if m in sys.modules))")

@@ -67,6 +67,7 @@ def test_long_file_is_read_window_by_window(format_dir):
   assert np.abs(late[: 2 * 44100 - 1000]).max() > 0.01 and not late[2 * 44100 + 10:].any()
 
 
+@pytest.mark.slow
 def test_every_format_trains(format_dir, tmp_path):
   from instruments_jax.train import train_and_evaluate
 

@@ -4,6 +4,7 @@ import sys
 from collections import Counter
 
 import numpy as np
+import pytest
 
 from instruments_jax.data import sources, synth
 
@@ -52,6 +53,7 @@ def test_unseen_split_uses_programs_never_in_train():
   assert not train & unseen
 
 
+@pytest.mark.slow
 def test_cli_writes_test_split_in_kaggle_layout_with_the_typo(tmp_path):
   subprocess.run([sys.executable, "-m", "instruments_jax.data.synth", f"--out={tmp_path}", "--split=test"],
                  check=True, capture_output=True)

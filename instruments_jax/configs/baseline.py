@@ -1,7 +1,7 @@
-"""The seed's recipe, field by field (../shared/seed/hydrogen_torch_config.yaml).
+"""The recipe's recipe, field by field (../shared/seed/hydrogen_torch_config.yaml).
 
-Every setting of the seed that this code can vary has a field here with the seed's
-value; the comment names the seed's key where ours differs in spelling. Settings
+Every setting of the recipe that this code can vary has a field here with the recipe's
+value; the comment names the recipe's key where ours differs in spelling. Settings
 with one behaviour only have no field: spectrogram_normalization=No (none is
 applied), mix_target=Ratio (mixup mixes targets by its weight), inference_chunk_method=Fix
 (fixed chunks, averaged) and metric=ROC_AUC (always reported, with the others).
@@ -21,7 +21,7 @@ def get_config():
   c.model.weights = "imagenet"  # architecture.pretrained=true; or a .h5 path, or "none"
   c.model.pool = "avg"  # architecture.pool=Average
   c.model.dropout = 0.0  # architecture.dropout
-  # PyTorch's BatchNorm (the seed's timm ResNet50) keeps running stats with momentum 0.1,
+  # PyTorch's BatchNorm (the recipe's timm ResNet50) keeps running stats with momentum 0.1,
   # i.e. Keras momentum 0.9; keras.applications builds with 0.99. 0 keeps keras' value.
   c.model.bn_momentum = 0.9
 
@@ -34,7 +34,7 @@ def get_config():
   c.audio.fmax = 16000.0  # maximum_frequency
   c.audio.top_db = 80.0  # librosa.power_to_db's default floor
   c.audio.training_chunk_seconds = 60.0
-  # Not in the seed: compute the log-mel inside the jitted train step from waveform batches.
+  # Not in the recipe: compute the log-mel inside the jitted train step from waveform batches.
   c.audio.features_on_device = False
 
   c.augmentation = ml_collections.ConfigDict()
@@ -42,7 +42,7 @@ def get_config():
   c.augmentation.mix_concentration = 1.0
   c.augmentation.mix_iterations = 1
   c.augmentation.mix_probability = 1.0
-  # Not in the seed (all off here): waveform and spectrogram augmentation, see data/augment.py.
+  # Not in the recipe (all off here): waveform and spectrogram augmentation, see data/augment.py.
   c.augmentation.gain_db = 0.0
   c.augmentation.noise_prob = 0.0
   c.augmentation.noise_snr_db = (10.0, 40.0)
@@ -67,11 +67,11 @@ def get_config():
   c.data.data_sample = 1.0
   c.data.num_workers = 4  # environment.number_of_workers
   c.data.skip_bad_files = False
-  # Not in the seed. Whole-clip log-mels cached on disk: "auto" ($INSTRUMENTS_JAX_CACHE or
+  # Not in the recipe. Whole-clip log-mels cached on disk: "auto" ($INSTRUMENTS_JAX_CACHE or
   # ~/.cache/instruments_jax), a directory, or "none".
   c.data.cache_dir = "auto"
   # Padded lengths in seconds for clips shorter than a chunk, e.g. (5.0, 15.0, 30.0); () pads
-  # every chunk to its full length, as the seed did.
+  # every chunk to its full length, as the recipe did.
   c.data.length_buckets = ()
 
   c.train = ml_collections.ConfigDict()

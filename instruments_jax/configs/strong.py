@@ -11,7 +11,7 @@ def get_config():
   c = quick.get_config()
   c.name = "strong"
   a = c.augmentation
-  a.mix_audio = "mixup"  # the seed's mix_audio, here on the log-mel batch
+  a.mix_audio = "mixup"  # the recipe's mix_audio, here on the log-mel batch
   a.mix_concentration = 0.4
   a.mix_probability = 0.5
   a.gain_db = 6.0

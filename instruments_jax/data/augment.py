@@ -1,10 +1,10 @@
-"""Training augmentations, off in `baseline` (as in the seed), on in `strong`.
+"""Training augmentations, off in `baseline` (as in the recipe), on in `strong`.
 
 Waveform transforms run in the grain workers, each with its own probability,
 drawn from the element's seeded generator so that a seed gives the same run:
 pitch shift (resampling, so tempo moves too), EQ (a random peaking biquad),
 room reverb (a synthetic exponentially decaying impulse response), noise at a
-random SNR, and gain. SpecAugment masks the log-mel after it. Mixup (the seed's
+random SNR, and gain. SpecAugment masks the log-mel after it. Mixup (the recipe's
 `mix_audio`) mixes whole batches on the device inside the train step.
 """
 
@@ -82,7 +82,7 @@ def enabled(aug) -> bool:
 
 
 def mixup(x, onehot, key, aug):
-  """Mixes a batch with a permutation of itself (the seed's mix_audio), on device; returns (x, targets)."""
+  """Mixes a batch with a permutation of itself (the recipe's mix_audio), on device; returns (x, targets)."""
   import jax
   import jax.numpy as jnp
 

@@ -1,7 +1,7 @@
 """Log-mel spectrograms exactly as librosa computes them, in numpy or jax.numpy.
 
 `log_mel` equals `librosa.power_to_db(librosa.feature.melspectrogram(...))` with
-the seed's settings (centered frames, zero padding, periodic Hann window, power
+the recipe's settings (centered frames, zero padding, periodic Hann window, power
 2, Slaney mel filters, ref 1.0, amin 1e-10, top_db 80) up to float32 rounding;
 tests/test_features.py states the tolerance.
 """
@@ -27,7 +27,7 @@ def input_shape(audio_cfg, seconds: float) -> tuple[int, int, int]:
 @functools.lru_cache(maxsize=8)
 def _sparse_filters(sr, n_fft, n_mels, fmin, fmax):
   """Returns (first bin, last bin + 1, the filterbank [mels, bins] as CSR): 1 459 of 131 200 weights
-  are non-zero for the seed's 128 mels, so the sparse product costs 1/90 of the dense one."""
+  are non-zero for the recipe's 128 mels, so the sparse product costs 1/90 of the dense one."""
   import scipy.sparse
 
   fb, _ = _filters(sr, n_fft, n_mels, fmin, fmax)

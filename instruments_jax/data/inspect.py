@@ -2,7 +2,7 @@ r"""Checks a dataset before training: `python -m instruments_jax.data.inspect PA
 
 For a Kaggle-layout (Metadata_Train.csv / Metadata_Test.csv) or class-folder
 dataset, prints clip counts per class and split, duration and sample-rate
-statistics (the seed's "audio stats"), and every bad file with its reason.
+statistics (the recipe's "audio stats"), and every bad file with its reason.
 Every file is decoded in full (what training's cache fill does); with
 --headers_only only headers are read and float files scanned for NaN/inf.
 Exits 0 when every file is good, 1 otherwise.

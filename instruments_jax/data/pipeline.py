@@ -2,7 +2,7 @@
 
 Training: each epoch visits a fresh seeded permutation of the clips; each clip
 yields one random window of `training_chunk_seconds` (zero-padded when the
-clip is shorter, as the seed does; with `data.length_buckets`, padded to its
+clip is shorter, as the recipe does; with `data.length_buckets`, padded to its
 bucket), as a log-mel cut from the feature cache, or decoded and transformed
 in grain workers (waveform augmentation, `audio.features_on_device`).
 Evaluation: every clip is cut into fixed chunks of `inference_chunk_seconds`
@@ -103,7 +103,7 @@ def train_batches(dataset: Dataset, indices: np.ndarray, cfg, seed: int, epochs:
   """Returns `epochs` epochs of training batches {"x": [B, mels, frames, 1], "y": [B]}.
 
   With audio.features_on_device, "x" holds waveforms [B, samples] instead. Without
-  length buckets (the seed), every chunk is `training_chunk_seconds`; with them, a
+  length buckets (the recipe), every chunk is `training_chunk_seconds`; with them, a
   batch holds clips of one bucket, padded to that bucket's length.
   """
   b = cfg.train.batch_size

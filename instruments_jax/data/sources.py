@@ -262,7 +262,7 @@ def program_split(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
 
 
 def subsample(indices: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-  """Returns a seeded, per-class `fraction` of indices (the seed's data_sample), at least one per class."""
+  """Returns a seeded, per-class `fraction` of indices (the recipe's data_sample), at least one per class."""
   if fraction >= 1.0:
     return indices
   rng = np.random.default_rng(seed)

@@ -9,7 +9,7 @@ a 2-minute clip costs 2 s of synthesis, not 2 minutes.
 
     python -m instruments_jax.data.synth --out=DIR [--split=train|test|unseen|all] [--seed=N]
 
-writes a split to disk in the Kaggle layout of the seed's dataset.
+writes a split to disk in the Kaggle layout of the recipe's dataset.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-# Split sizes and class counts of the seed's Kaggle data (Metadata_Train.csv has
+# Split sizes and class counts of the recipe's Kaggle data (Metadata_Train.csv has
 # 2629 clips, one class short of 700; Metadata_Test.csv has 20 per class).
 SPLITS = {
     "train": {"guitar": 700, "drum": 700, "violin": 700, "piano": 529},
@@ -105,7 +105,7 @@ def clip_spec(seed: int, split: str, index: int) -> ClipSpec:
   pool = PROGRAMS["unseen" if split == "unseen" else "seen"][label]
   program = int(rng.choice(pool))
   style = str(rng.choice(STYLES[label]))
-  # Durations like the seed's data: median 14 s, a few near 2 minutes.
+  # Durations like the recipe's data: median 14 s, a few near 2 minutes.
   duration = float(np.clip(np.exp(rng.normal(np.log(14.0), 0.7)), 1.0, 128.0))
   duration = round(duration, 2)
   tempo = float(rng.uniform(60, 170))
