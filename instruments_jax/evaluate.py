@@ -27,8 +27,8 @@ def evaluate_run(workdir: str, data: str | None = None, split: str = "test", out
   data = data or cfg.data.path
   out_dir = out_dir or workdir
   dataset, indices = sources.split(cfg.data, split, data)
-  probs = metrics.predict_clips(clf.chunk_predictor(), dataset, indices, cfg,
-                                cache=cache.from_config(cfg.data, cfg.audio, data))
+  probs, _ = metrics.predict_clips(clf.chunk_predictor(), dataset, indices, cfg,
+                                   cache=cache.from_config(cfg.data, cfg.audio, data))
   labels = dataset.labels[indices]
   m = metrics.classification_metrics(probs, labels, cfg.train.loss, detailed=True)
   m.update(split=split, data=data, workdir=workdir, step=clf.step)

@@ -16,29 +16,30 @@ from instruments_jax.data import pipeline
 from instruments_jax.data.audio import DataError
 
 
-def predict_clips(predict_fn, dataset, indices, cfg, tolerate_errors: bool = False, cache=None):
-  """Returns [len(indices), C] probabilities: `predict_fn(x) -> probs` over chunks, averaged per clip.
+def predict_clips(predict_fn, dataset, indices, cfg, tolerate_errors: bool = False,
+                  cache=None) -> tuple[np.ndarray, dict[int, str]]:
+  """Returns ([len(indices), C] probabilities, {position: reason} of clips that failed to decode).
 
-  A clip whose audio cannot be decoded raises DataError, or with `tolerate_errors`
-  gets NaN probabilities (the caller lists it). With a FeatureCache, chunks are cut from it.
+  `predict_fn(x) -> probs` runs over each clip's chunks, averaged per clip. A clip whose
+  audio cannot be decoded raises DataError, or with `tolerate_errors` gets NaN
+  probabilities and its reason in the dict. With a FeatureCache, chunks are cut from it.
   """
   _, batches = pipeline.eval_batches(dataset, indices, cfg, cache=cache)
   sums = np.zeros((len(indices), len(CLASSES)))
   counts = np.zeros(len(indices))
-  failed = np.zeros(len(indices), bool)
+  failures: dict[int, str] = {}
   for batch in batches:
     probs = np.asarray(predict_fn(batch["x"]))
     real = batch["clip"] >= 0
-    failed[batch["clip"][real & ~batch["ok"]]] = True
+    for pos, why in zip(batch["clip"][real & ~batch["ok"]], batch["error"][real & ~batch["ok"]]):
+      failures.setdefault(int(pos), why)
     np.add.at(sums, batch["clip"][real], probs[real])
     np.add.at(counts, batch["clip"][real], 1)
-  if failed.any() and not tolerate_errors:
-    i = int(indices[np.flatnonzero(failed)[0]])
-    dataset.load(i, 0.0, cfg.prediction.inference_chunk_seconds, cfg.audio.sample_rate)  # raises, naming the file
-    raise DataError(f"cannot decode part of {dataset.clips[i].name!r}")
+  if failures and not tolerate_errors:
+    raise DataError(f"{failures[min(failures)]} ({len(failures)} clip(s) fail to decode)")
   probs = sums / counts[:, None]
-  probs[failed] = np.nan
-  return probs
+  probs[list(failures)] = np.nan
+  return probs, failures
 
 
 def classification_metrics(probs: np.ndarray, labels: np.ndarray, loss: str, detailed: bool = False) -> dict:

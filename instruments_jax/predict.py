@@ -62,18 +62,13 @@ def predict_files(clf, files: list[str], batch_size: int | None = None,
   rows = []
   if clips:
     ds = Dataset("predict", clips)
-    probs = metrics.predict_clips(clf.chunk_predictor(), ds, np.arange(len(clips)), cfg, tolerate_errors=True)
+    probs, failures = metrics.predict_clips(clf.chunk_predictor(), ds, np.arange(len(clips)), cfg,
+                                            tolerate_errors=True)
     plan = pipeline.eval_plan(ds, np.arange(len(clips)), cfg.prediction, tuple(cfg.data.length_buckets))
     chunks = np.bincount([entry[0] for entry in plan], minlength=len(clips))
     for i, (clip, p) in enumerate(zip(clips, probs)):
-      if np.isnan(p).any():
-        try:  # find the reason in this process; the decoder ran in a worker
-          for _, _, start, seconds in (entry for entry in plan if entry[0] == i):
-            ds.load(i, start, seconds, cfg.audio.sample_rate)
-          reason = f"cannot decode {clip.name!r}"
-        except DataError as e:
-          reason = str(e)
-        bad.append((clip.name, reason))
+      if i in failures:
+        bad.append((clip.name, failures[i]))
         continue
       rows.append({"file": clip.name, "label": CLASSES[int(p.argmax())],
                    "labels": [c for c, v in zip(CLASSES, p) if v >= threshold], "duration_s": round(clip.duration, 3),

@@ -130,7 +130,7 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
   def evaluate(split, ds, idx):
     t0 = time.time()
     predict_fn = lambda x: gather(s.predict(state["params"], state["model_state"], step.shard(x, s.mesh)))
-    probs = metrics.predict_clips(predict_fn, ds, idx, cfg, cache=feature_cache)
+    probs, _ = metrics.predict_clips(predict_fn, ds, idx, cfg, cache=feature_cache)
     m = metrics.classification_metrics(probs, ds.labels[idx], cfg.train.loss)
     logging.info("%s: loss %.4f  accuracy %.4f  roc_auc %.4f  (%d clips, %.0fs)", split, m["loss"],
                  m["accuracy"], m["roc_auc"], m["clips"], time.time() - t0)

@@ -159,6 +159,7 @@ def test_length_buckets_pad_short_clips_to_their_bucket_and_keep_epochs_equal():
   assert all(np.array_equal(a["x"], b["x"]) and np.array_equal(a["y"], b["y"]) for a, b in zip(batches, again))
 
 
+@pytest.mark.slow
 def test_training_with_the_log_mel_inside_the_step(tmp_path):
   from instruments_jax.configs import ConfigError
   from instruments_jax.train import train_and_evaluate

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from instruments_jax.configs import get_config
 from instruments_jax.data import pipeline, sources
@@ -26,6 +27,7 @@ def test_drop_last_batches_and_a_new_shuffle_each_epoch():
   assert len({tuple(e) for e in epochs}) > 1
 
 
+@pytest.mark.slow
 def test_same_seed_same_batches_even_with_worker_processes():
   ds = sources.synth_dataset(0, "train")
   idx = np.arange(12)

@@ -24,6 +24,7 @@ def profiled(tmp_path_factory):
   return out, done.stdout, json.loads((out / "profile.json").read_text())
 
 
+@pytest.mark.slow
 def test_json_has_every_figure(profiled):
   _, _, r = profiled
   assert r["config"] == "smoke" and r["input_shape"] == [4, 32, 65, 1] and r["precision"] == "fp32"
@@ -42,6 +43,7 @@ def test_json_has_every_figure(profiled):
   assert r["final_loss"] is not None and r["final_loss"] == r["final_loss"]  # finite, not NaN
 
 
+@pytest.mark.slow
 def test_prints_the_table(profiled):
   _, stdout, r = profiled
   for label in ("compile time", "step time", "samples/s", "FLOPs / step", "achieved", "MFU", "memory: arguments",
@@ -69,6 +71,7 @@ def test_prints_the_table(profiled):
   assert abs(float(flops.group(1)) * scale - r["flops_per_step"]) <= 0.0005 * scale * (1 + 1e-9), (flops.group(0), r)
 
 
+@pytest.mark.slow
 def test_trace_and_hlo_are_written(profiled):
   out, _, _ = profiled
   xplanes = glob.glob(str(out / "trace" / "plugins" / "profile" / "*" / "*.xplane.pb"))

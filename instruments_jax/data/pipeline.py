@@ -165,6 +165,7 @@ class _EvalBatch:
                                                                a.hop_size), 1), np.float32)
     x[len(entries):] = 0.0  # rows that pad the last batch
     ok = np.zeros(self.size, bool)
+    errors = np.full(self.size, "", object)
     for k, (pos, i, start, seconds) in enumerate(entries):
       try:
         if self.cache is not None:
@@ -172,15 +173,20 @@ class _EvalBatch:
         else:
           x[k, :, :, 0] = features.log_mel(self.dataset.load(int(i), start, seconds, a.sample_rate), a)
         ok[k] = True
-      except DataError:  # evaluation goes on; the caller re-reads bad clips for their reasons
+      except DataError as e:  # evaluation goes on; the caller reports the clip with this reason
+        errors[k] = str(e)
         x[k, :, :, 0] = features.log_mel(np.zeros(int(round(seconds * a.sample_rate)), np.float32), a)
     clips = np.full(self.size, -1, np.int32)
     clips[: len(entries)] = [e[0] for e in entries]
-    return {"x": x, "clip": clips, "ok": ok}
+    return {"x": x, "clip": clips, "ok": ok, "error": errors}
 
 
 def eval_batches(dataset: Dataset, indices: np.ndarray, cfg, num_workers: int | None = None, cache=None):
-  """Returns (plan, batches): chunk batches {"x", "clip", "ok"} of one length each, the last of a length padded."""
+  """Returns (plan, batches): chunk batches {"x", "clip", "ok", "error"} of one length each, the last padded.
+
+  "clip" is the position in `indices` (-1 for padding rows); a chunk that failed to decode
+  has ok=False and its DataError message in "error".
+  """
   buckets = tuple(cfg.data.get("length_buckets", ()))
   plan = eval_plan(dataset, indices, cfg.prediction, buckets)
   b = cfg.prediction.batch_size
