@@ -1,31 +1,37 @@
 #!/usr/bin/env bash
-# Downloads into .whl/ every wheel that experiments/gpu_check.sh installs on a GPU machine that
-# has jax + CUDA but no network: our dependencies and theirs, for CPython 3.11 manylinux x86_64
-# (PY_VERSIONS="3.11 3.12" for more), at the versions installed in this machine's venv (so the
-# GPU run uses the code we tested), without jax, jaxlib, CUDA wheels or torch (the GPU image
-# brings its own jax; PyTorch is the optional `bench` extra).
+# Downloads into .whl/ exactly the wheels the GPU image lacks, for its CPython 3.12 (x86_64),
+# at the versions this machine's venv runs (so the GPU run uses the code we tested), prints
+# their total size and fails above 40 MiB (the device copy carries 64 MiB in all).
 #
-#   bash experiments/fetch_wheels.sh            # uses .venv/bin/python, or $PYTHON
+# The image (Python 3.12.3) already has jax 0.11.2 (CUDA 13), numpy, optax, orbax, absl,
+# matplotlib, scikit-learn, scipy, h5py, flatbuffers, numba, torch 2.11 and torchvision 0.26;
+# measured there, these 19 distributions of our dependency tree are missing. Each is fetched
+# alone (--no-deps): pip's resolver would pull jax and the rest again.
+#
+#   bash experiments/fetch_wheels.sh            # uses .venv/bin/python for the versions, or $PYTHON
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 DEST=.whl
-mkdir -p "$DEST"
-DEPS=(keras grain librosa soundfile soxr optax orbax-checkpoint ml_collections absl-py matplotlib scikit-learn
-      h5py pretty_midi midirenderer flatbuffers)
-# Pin what this venv has (minus jax, CUDA and torch), so the GPU machine runs the same versions.
-constraints=$(mktemp)
-"$PY" -m pip freeze --exclude-editable | grep -v -i -E '^(jax|jaxlib|jax-cuda|jax_cuda|nvidia-|torch|torchvision|triton|cuda-)' \
-  | grep -E '==' > "$constraints" || true
-for v in ${PY_VERSIONS:-3.11}; do
-  echo "== CPython $v =="
-  "$PY" -m pip download --dest "$DEST" --only-binary=:all: --python-version "$v" --implementation cp \
-    --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
-    --platform manylinux2014_x86_64 --platform linux_x86_64 --platform any \
-    -c "$constraints" "${DEPS[@]}"
+LIMIT_MIB=${LIMIT_MIB:-40}
+MISSING=(keras namex optree grain array_record portpicker ml_collections librosa decorator pooch platformdirs
+         soundfile cffi pycparser soxr pretty_midi mido importlib_resources midirenderer)
+rm -rf "$DEST" && mkdir -p "$DEST"
+pins=()
+for name in "${MISSING[@]}"; do
+  version=$("$PY" -m pip show "$name" 2>/dev/null | awk '/^Version:/{print $2}')
+  [ -n "$version" ] || { echo "error: $name is not installed in $PY's environment; run make venv first" >&2; exit 1; }
+  pins+=("$name==$version")
 done
-rm -f "$constraints"
-# The GPU image's own jax stays: never install jax or jaxlib from here.
-rm -f "$DEST"/jax-*.whl "$DEST"/jaxlib-*.whl "$DEST"/jax_cuda*.whl "$DEST"/nvidia_*.whl
-echo "$(ls "$DEST"/*.whl | wc -l) wheels, $(du -sh "$DEST" | cut -f1) in $DEST"
+"$PY" -m pip download -q --dest "$DEST" --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  --abi cp312 --abi abi3 --abi none \
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+  --platform manylinux2014_x86_64 --platform any "${pins[@]}"
+count=$(ls "$DEST"/*.whl | wc -l)
+bytes=$(cat "$DEST"/*.whl | wc -c)
+mib=$(( (bytes + 1048575) / 1048576 ))
+ls -l "$DEST"/*.whl | awk '{printf "%10d  %s\n", $5, $9}'
+echo "$count wheels, $bytes bytes ($mib MiB) in $DEST (limit $LIMIT_MIB MiB)"
+[ "$count" -eq "${#MISSING[@]}" ] || { echo "error: expected ${#MISSING[@]} wheels, got $count" >&2; exit 1; }
+[ "$mib" -le "$LIMIT_MIB" ] || { echo "error: $mib MiB is over the $LIMIT_MIB MiB limit" >&2; exit 1; }
