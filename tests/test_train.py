@@ -80,7 +80,7 @@ def test_two_processes_train_as_one_host_with_two_devices(tmp_path):
                                      JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(i))) for i in range(2)]
   outs = [p.communicate(timeout=600)[0] for p in procs]
   assert [p.returncode for p in procs] == [0, 0], outs[0][-3000:] + outs[1][-3000:]
-  assert "devices: 2 (cpu)" in outs[0]
+  assert "2 device(s) (cpu)" in outs[0]
   lines = [json.loads(l) for l in open(tmp_path / "hosts" / "metrics.jsonl")]  # written once, by process 0
   hosts = sum((l["batch_losses"] for l in lines if "batch_losses" in l), [])
   assert len([l for l in lines if l.get("split") == "test"]) == 1
