@@ -85,11 +85,44 @@ def step_rate(cfg, steps):
   return b / float(np.median(times)), first
 
 
+def synth_rates(cfg, n, workers, cache_dir):
+  """Fills a cache of `n` embedded train clips (rendered whole, in `workers` processes), then times training
+  batches of 60 s chunks from it; returns RESULTS lines with per-core rates."""
+  from instruments_jax.data import cache, pipeline, sources
+
+  shutil.rmtree(cache_dir, ignore_errors=True)
+  ds = sources.synth_dataset(0, "train")
+  idx = np.arange(n)
+  fc = cache.FeatureCache(cache_dir, cfg.audio)
+  audio_s = sum(ds.clips[i].duration for i in idx)
+  t_fill, bad = timed(lambda: fc.fill(ds, idx, workers))
+  assert not bad, bad
+  fill_rate = n / t_fill
+  print(f"synth cache fill ({workers} processes): {n} clips, {audio_s:.0f} s of audio in {t_fill:.1f} s: "
+        f"{fill_rate:.1f} clips/s, {audio_s / t_fill:.0f} audio-s/s, {fill_rate / workers:.1f} clips/s per core",
+        flush=True)
+  passes = []
+  for _ in range(3):
+    t, count = timed(lambda: sum(len(b["y"]) for b in pipeline.train_batches(ds, idx, cfg, 0, 1, fc)))
+    passes.append(count / t)
+  rate = float(np.median(passes))
+  cores = os.cpu_count()
+  print(f"training batches from the warm synth cache (60 s chunks, batch {cfg.train.batch_size}, in process): "
+        f"{rate:.0f} clips/s on {cores} cores = {rate / cores:.0f} clips/s per core", flush=True)
+  return [f"- Embedded set cached as rendered (`data.cache_dir` set; {n} train clips, {audio_s:.0f} s of audio): "
+          f"fill in {workers} worker processes {fill_rate:.1f} clips/s ({fill_rate / workers:.1f} per core, "
+          f"{audio_s / t_fill:.0f} audio-s/s); training batches of 60 s chunks from the warm cache "
+          f"{rate:.0f} clips/s on {cores} cores ({rate / cores:.0f} per core; median of 3 passes)."]
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--clips", type=int, default=200, help="embedded train clips written to disk")
   p.add_argument("--workers", type=int, default=2, help="pipeline worker processes (grain)")
   p.add_argument("--step_steps", type=int, default=3, help="timed train steps; 0 skips the step")
+  p.add_argument("--synth_clips", type=int, default=0,
+                 help="also cache this many embedded clips as rendered (fill in worker processes) and time "
+                      "training batches from that warm cache; 0 skips it")
   p.add_argument("--dir", default=None, help="where to write the dataset and cache (default: a temp folder)")
   p.add_argument("--results", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"))
   args = p.parse_args()
@@ -140,6 +173,10 @@ def main():
   train_rate = steps * cfg.train.batch_size / t_train
   print(f"training batches (60 s chunks, batch 8, warm cache): {train_rate:.1f} samples/s", flush=True)
 
+  synth_lines = []
+  if args.synth_clips:
+    synth_lines = synth_rates(cfg, args.synth_clips, args.workers, os.path.join(work, "synth_cache"))
+
   step = first = None
   if args.step_steps:
     step, first = step_rate(cfg, args.step_steps)
@@ -169,6 +206,7 @@ def main():
       "",
       f"- **cold cache / naive: {cold_x:.1f}x** (target 6x); **warm cache / naive: {warm_x:.1f}x** (target 50x).",
       f"- Training batches from the warm cache (60 s chunks, batch 8): {train_rate:.1f} samples/s.",
+      *synth_lines,
   ]
   if step:
     lines.append(f"- Train step at the baseline input (128 x 5168, batch 8, bf16) on this {device}: {step:.3f} "

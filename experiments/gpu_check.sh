@@ -1,111 +1,125 @@
 #!/usr/bin/env bash
-# One prepared run for a GPU machine (H100 / H200) that has jax with CUDA but not keras, grain,
-# librosa, ..., and no network. Everything it writes goes to $OUT:
+# One prepared run for a lent GPU machine (H100 / H200, Python 3.12, jax with CUDA, no network).
+# It must succeed on the first try inside the device tool's limits: 64 MiB carried in all, 10
+# minutes per command, at most 8 flat files returned from $OUT.
 #
-#   profile_baseline.json / .txt   python -m instruments_jax.profile --config=baseline (bf16, 128 x 5168, batch 8)
-#   trace/                         its jax.profiler trace (XProf / TensorBoard, Perfetto)
-#   hlo/                           its StableHLO and optimized HLO
-#   baseline/                      the full `baseline` run (5 epochs, embedded train split), metrics.jsonl
-#   train.log, train_time.txt      its log and /usr/bin/time -v
-#   bench_step.txt                 experiments/bench_step.py: our step vs PyTorch eager / torch.compile (bf16)
-#   summary.txt                    wall time of every part, the card, versions, exit codes
+#   bash experiments/fetch_wheels.sh           # here, with PyPI: .whl/ = the 19 wheels the image lacks
+#   OUT=/tmp/gpu_out bash experiments/gpu_check.sh                     # there (carry .whl)
+#   OUT=/tmp/dry CONFIG=smoke BENCH=small PYTHON=/tmp/py312/bin/python bash experiments/gpu_check.sh  # dry run
 #
-# Wheels: run `bash experiments/fetch_wheels.sh` on a machine with PyPI first; it fills .whl/
-# (git-ignored) and this script installs from there with --no-index. jax is never installed
-# from .whl: the image's own jax (with CUDA) is used. Budget: 8 minutes on an H100 in all
-# (BUDGET); each part has its own timeout: profile 100 s, training TRAIN_LIMIT (SIGTERM makes
-# `train` checkpoint and stop at its next step; one cut off inside an evaluation is killed 20 s
-# later; either way metrics.jsonl keeps what was logged), and bench_step what is left, one shape
-# at a time.
+# Stages, most valuable first; each writes its result the moment it ends (stages.json and
+# summary.txt are rewritten after every stage), so a cut-off keeps whatever finished:
+#   1. profile at the baseline shape (step time, FLOPs, MFU, memory)   profile.json, profile.txt
+#   2. the full baseline: 5 epochs on the embedded set, wall time      train.log, metrics.jsonl
+#   3. bench_step at the baseline shape: our step vs PyTorch           bench_step.txt
+#   4. bench_step at the small shape                                  (appended to bench_step.txt)
+# plus summary.txt (card, versions, per-stage wall time and exit code), stages.json and
+# trace.tgz (the profile's xplane files): 8 files at most, all flat.
 #
-#   OUT=/tmp/gpu_out bash experiments/gpu_check.sh
-set -euo pipefail
+# Work files (installed packages, run folder, feature and compilation caches, trace, HLO) live in
+# $WORK (default /tmp/gpu_work), never under $OUT. Packages install with `pip --target` into
+# $WORK/site, so the image's own environment (its jax) is never touched.
+#
+# Time budget (BUDGET, default 460 s of the 480 s = 8 minutes we plan for; 20 s margin): install
+# ~10 s; profile at most 150 s (the first full-size compile with autotuning is the unknown);
+# training at most TRAIN_LIMIT (200 s; target 180 s on one H100, compilation and the feature
+# cache fill included); bench_step gets what is left, one shape at a time. Stages that no longer
+# fit are skipped and say so.
+#
+# Signals: `timeout --foreground` sends SIGTERM to the stage's own process only (not to its
+# process group), so `train` checkpoints and exits at its next step while its grain workers
+# live on until it shuts them down; without --foreground the workers die first and training
+# crashes instead of checkpointing.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 : "${OUT:?set OUT to the output folder}"
 mkdir -p "$OUT"
-BUDGET=${BUDGET:-470}   # seconds for the whole script (8 min = 480)
-CONFIG=${CONFIG:-baseline}                 # CONFIG=smoke BENCH_SHAPES=small: a dry run on a CPU
-BENCH_SHAPES=${BENCH_SHAPES:-small,baseline}
-TRAIN_LIMIT=${TRAIN_LIMIT:-210}            # seconds for the full baseline run
-# One compilation cache for the three parts: bench_step's jax_bf16 at the baseline shape is the
-# same program as profile's, so it is compiled once.
-export JAX_COMPILATION_CACHE_DIR="$OUT/jax_cache" JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=1
+WORK=${WORK:-/tmp/gpu_work}
+BUDGET=${BUDGET:-460}
+CONFIG=${CONFIG:-baseline}                 # CONFIG=smoke: the dry run on a CPU
+BENCH=${BENCH:-baseline,small}             # bench_step shapes, in order
+PROFILE_LIMIT=${PROFILE_LIMIT:-150}
+TRAIN_LIMIT=${TRAIN_LIMIT:-200}
 PY=${PYTHON:-python3}
 T0=$(date +%s)
+rm -rf "$WORK" && mkdir -p "$WORK"
+export JAX_COMPILATION_CACHE_DIR="$WORK/jax_cache" JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=1
+export KERAS_BACKEND=jax INSTRUMENTS_JAX_CACHE="$WORK/feature_cache"
 SUMMARY="$OUT/summary.txt"
+STAGES="$OUT/stages.json"
 : > "$SUMMARY"
+echo "{}" > "$STAGES"
 log() { echo "$*" | tee -a "$SUMMARY"; }
-elapsed() { echo $(( $(date +%s) - T0 )); }
 left() { echo $(( BUDGET - $(date +%s) + T0 )); }
-
-log "gpu_check $(date -u +%FT%TZ)  commit $(git rev-parse --short HEAD 2>/dev/null || echo n/a)"
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1 | tee -a "$SUMMARY" || true
-log "python: $($PY --version 2>&1)  nproc: $(nproc)"
-
-# 1. install from .whl (no network), keeping the image's jax
-t=$(date +%s)
-DEPS="keras grain librosa soundfile soxr optax orbax-checkpoint ml_collections absl-py matplotlib scikit-learn h5py
-      pretty_midi midirenderer flatbuffers"
-if ls .whl/*.whl >/dev/null 2>&1; then
-  # shellcheck disable=SC2086
-  if ! $PY -m pip install -q --no-index --find-links .whl $DEPS > "$OUT/pip.log" 2>&1; then
-    log "pip (resolving against the image's jax) failed, see pip.log; installing the wheels without resolution"
-    $PY -m pip install -q --no-index --no-deps .whl/*.whl >> "$OUT/pip.log" 2>&1 || log "pip --no-deps failed too"
-  fi
-else
-  log "no .whl/ folder: run experiments/fetch_wheels.sh where PyPI is reachable; trying with what is installed"
-fi
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-export KERAS_BACKEND=jax
-$PY -c "import jax, keras, optax, grain; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)" \
-  2>&1 | tail -1 | tee -a "$SUMMARY"
-log "install: $(( $(date +%s) - t )) s"
-
-run_part() {  # name, timeout seconds, command...; logs wall time and exit code, never aborts the script
+record() {  # stage, seconds, exit code, note: merged into stages.json at once
+  "$PY" - "$STAGES" "$1" "$2" "$3" "${4:-}" <<'EOF'
+import json, sys
+path, stage, seconds, rc, note = sys.argv[1:]
+d = json.load(open(path))
+d[stage] = {"seconds": int(seconds), "exit": int(rc), "note": note}
+json.dump(d, open(path, "w"), indent=1)
+EOF
+}
+stage() {  # name, limit seconds, command...: runs it under `timeout --foreground`, logs and records it
   local name=$1 limit=$2; shift 2
-  local t rc=0
+  local t rc=0 note=""
   t=$(date +%s)
-  timeout -k 10 "$limit" "$@" || rc=$?
-  log "$name: $(( $(date +%s) - t )) s wall, exit $rc$([ $rc = 124 ] && echo ' (timed out)')"
+  timeout --foreground -s TERM -k 30 "$limit" "$@" || rc=$?
+  [ $rc = 124 ] && note="cut off at its $limit s limit"
+  log "$name: $(( $(date +%s) - t )) s wall, exit $rc${note:+ ($note)}"
+  record "$name" $(( $(date +%s) - t )) $rc "$note"
+}
+fits() {  # name, seconds wanted: true when the budget still holds them, else logs the skip
+  if [ "$(left)" -lt "$2" ]; then log "$1: skipped, $(left) s left of the budget"; record "$1" 0 -1 "skipped"; return 1; fi
 }
 
-# 2. profile of the baseline step: compile time, step time, FLOPs, MFU, memory, trace, HLO
-run_part profile 100 bash -c "$PY -m instruments_jax.profile --config=$CONFIG --config.model.weights=none \
-  --steps=10 --rounds=3 --json='$OUT/profile_baseline.json' --trace_dir='$OUT/trace' --hlo_dir='$OUT/hlo' \
-  > '$OUT/profile_baseline.txt' 2>&1"
-grep -E "^(device|compile time|step time|samples/s|FLOPs|achieved|MFU|memory: device)" "$OUT/profile_baseline.txt" \
-  | tee -a "$SUMMARY" || true
+log "gpu_check $(date -u +%FT%TZ)  commit $(git rev-parse --short HEAD 2>/dev/null || echo n/a)  config $CONFIG"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader 2>&1 | tee -a "$SUMMARY"
+log "python: $($PY --version 2>&1)  nproc: $(nproc)  budget: $BUDGET s"
 
-# 3. the full baseline: 5 epochs on the embedded train split, validation each epoch, test at the end.
-# Target: at most 3 minutes on one H100; it gets TRAIN_LIMIT seconds (SIGTERM then saves a checkpoint).
-limit=$(( $(left) - 60 < TRAIN_LIMIT ? $(left) - 60 : TRAIN_LIMIT ))
-log "$CONFIG train: starting with a limit of $limit s"
-if [ "$limit" -gt 30 ]; then
-  rm -rf "$OUT/baseline"
-  t=$(date +%s)
-  rc=0
-  timer=()
-  [ -x /usr/bin/time ] && timer=(/usr/bin/time -v -o "$OUT/train_time.txt")  # GNU time: peak RSS too
-  timeout -s TERM -k 20 "$limit" "${timer[@]}" \
-    $PY -m instruments_jax.train --config="$CONFIG" --config.model.weights=none \
-    --config.data.num_workers="$(( $(nproc) > 4 ? $(nproc) - 2 : 4 ))" --workdir="$OUT/baseline" \
-    > "$OUT/train.log" 2>&1 || rc=$?
-  log "$CONFIG train: $(( $(date +%s) - t )) s wall, exit $rc$([ $rc = 124 ] && echo ' (cut off at the limit)')"
-  grep -E "epoch [0-9]+/|validation:|test:|done in|SIGTERM" "$OUT/train.log" | tail -8 | tee -a "$SUMMARY" || true
-  grep -E "Elapsed|Maximum resident" "$OUT/train_time.txt" 2>/dev/null | tee -a "$SUMMARY" || true
+# 0. install the carried wheels beside (not into) the image's environment
+t=$(date +%s)
+if ls .whl/*.whl >/dev/null 2>&1; then
+  "$PY" -m pip install -q --no-index --no-deps --target "$WORK/site" .whl/*.whl > "$WORK/pip.log" 2>&1 \
+    || log "pip install --target failed: $(tail -3 "$WORK/pip.log")"
 else
-  log "$CONFIG train: skipped, no time left"
+  log "no .whl/: run experiments/fetch_wheels.sh where PyPI is reachable, and carry .whl"
+fi
+export PYTHONPATH="$PWD:$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
+log "$("$PY" -c 'import jax, keras, grain, librosa; print("jax", jax.__version__, jax.devices()[0].device_kind, "x", jax.device_count(), "keras", keras.__version__, "grain", grain.__version__)' 2>&1 | tail -1)"
+record install $(( $(date +%s) - t )) 0
+
+# 1. profile at the config's training shape (baseline: 128 x 5168, batch 8, bf16)
+if fits profile 60; then
+  stage profile "$(( $(left) < PROFILE_LIMIT ? $(left) : PROFILE_LIMIT ))" \
+    "$PY" -m instruments_jax.profile --config="$CONFIG" --config.model.weights=none --steps=10 --rounds=3 \
+    --json="$OUT/profile.json" --trace_dir="$WORK/trace" --hlo_dir="$WORK/hlo" > "$OUT/profile.txt" 2>&1
+  grep -E "^(device|compile time|step time|samples/s|FLOPs|achieved|MFU|memory: (compiled|device))" "$OUT/profile.txt" \
+    | tee -a "$SUMMARY"
+  (cd "$WORK" && find trace -name "*.xplane.pb" | head -4 | tar czf "$OUT/trace.tgz" -T - 2>/dev/null)
 fi
 
-# 4. our step against PyTorch, one shape at a time so that a timeout loses one shape only (the
-# per-round lines are printed as they come). The torch variants are skipped, saying so, where
-# torch is not installed. bf16 only: the baseline's precision, and the least compile time.
-for shape in ${BENCH_SHAPES//,/ }; do
-  limit=$(( $(left) - 5 ))
-  [ "$limit" -gt 20 ] || { log "bench_step $shape: skipped, no time left"; continue; }
-  run_part "bench_step $shape" "$limit" bash -c "XLA_PYTHON_CLIENT_PREALLOCATE=false $PY experiments/bench_step.py \
-    --shapes=$shape --variants=jax_bf16,torch_eager_bf16,torch_compile_bf16 --rounds=5 --steps=3 \
-    >> '$OUT/bench_step.txt' 2>&1"
+# 2. the full run on the embedded set: log-mels cached as rendered (filled in worker processes on
+# every core), then 5 epochs from the warm cache, validation each epoch, test at the end.
+if fits train 90; then
+  workers=$(( $(nproc) > 2 ? $(nproc) - 2 : 1 ))
+  stage train "$(( $(left) - 60 < TRAIN_LIMIT ? $(left) - 60 : TRAIN_LIMIT ))" \
+    "$PY" -m instruments_jax.train --config="$CONFIG" --config.model.weights=none \
+    --config.data.cache_dir="$WORK/feature_cache" --config.data.num_workers="$workers" \
+    --workdir="$WORK/run" > "$OUT/train.log" 2>&1
+  cp "$WORK/run/metrics.jsonl" "$OUT/metrics.jsonl" 2>/dev/null
+  grep -E "feature cache .* ready|epoch [0-9]+/[0-9]+ .*step|validation:|test:|done in|SIGTERM" "$OUT/train.log" \
+    | sed -n '1p;$p' | tee -a "$SUMMARY"
+  grep -E "validation:|test:|done in" "$OUT/train.log" | tail -3 | tee -a "$SUMMARY"
+fi
+
+# 3-4. our step against PyTorch (eager and torch.compile, bf16), one shape at a time
+for shape in ${BENCH//,/ }; do
+  if fits "bench_$shape" 45; then
+    stage "bench_$shape" "$(( $(left) - 5 ))" env XLA_PYTHON_CLIENT_PREALLOCATE=false "$PY" experiments/bench_step.py \
+      --shapes="$shape" --variants=jax_bf16,torch_eager_bf16,torch_compile_bf16 --rounds=5 --steps=3 \
+      >> "$OUT/bench_step.txt" 2>&1
+  fi
 done
-grep -E "^(jax|shape|JAX/torch|best|\| )" "$OUT/bench_step.txt" | tee -a "$SUMMARY" || true
-log "total: $(elapsed) s"
+grep -E "^(JAX/torch|best|\| )" "$OUT/bench_step.txt" 2>/dev/null | tail -8 | tee -a "$SUMMARY"
+log "total: $(( $(date +%s) - T0 )) s of $BUDGET; files in \$OUT: $(ls "$OUT" | wc -l)"

@@ -172,3 +172,15 @@ def test_training_with_the_log_mel_inside_the_step(tmp_path):
   cfg.augmentation.freq_masks = 2
   with pytest.raises(ConfigError, match="SpecAugment"):
     train_and_evaluate(cfg, str(tmp_path / "masked"))
+
+
+@pytest.mark.slow
+def test_synth_clips_fill_in_worker_processes_with_the_same_entries(tmp_path):
+  cfg = _cfg()
+  ds = sources.synth_dataset(0, "train")
+  idx = np.array([0, 5, 9])
+  fc = cache.FeatureCache(str(tmp_path), cfg.audio)
+  assert fc.fill(ds, idx, num_workers=2) == []  # midirenderer holds the GIL: processes, not threads
+  for i in idx:
+    np.testing.assert_array_equal(np.load(fc.path(ds, int(i))), fc.compute(ds, int(i)))  # rendered alike
+  assert fc.fill(ds, idx, num_workers=2) == []  # all hits: nothing to start

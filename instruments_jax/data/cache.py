@@ -143,27 +143,33 @@ class FeatureCache:
     out[:, part.shape[1]:] = floor  # padding past the clip's end, already floored
 
   def fill(self, dataset, indices, num_workers: int = 0) -> list[tuple[int, str]]:
-    """Computes every missing entry of `indices` in `num_workers` threads; returns (index, reason) of failures.
+    """Computes every missing entry of `indices` with `num_workers` workers; returns (index, reason) of failures.
 
-    Threads, not processes: soundfile, soxr, scipy.fft and scipy.sparse release
-    the GIL, and threads start at once where worker processes take seconds.
+    Files fill in threads: soundfile, soxr, scipy.fft and scipy.sparse release the GIL, and
+    threads start at once. Synth clips fill in worker processes: midirenderer holds the GIL
+    while it renders, so threads would take turns on one core.
     """
     import logging
     import time
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
     todo = [int(i) for i in indices if not os.path.exists(self.path(dataset, int(i)))]
+    if not todo:
+      return []
+    workers = max(1, num_workers)
+    if workers > 1 and any(dataset.clips[i].path is None for i in todo):
+      import multiprocessing
 
-    def one(i):
-      try:
-        self.get(dataset, i)
-        return i, ""
-      except DataError as e:
-        return i, str(e)
-
+      # spawn, not fork: the caller may hold jax's threads, which a forked child must not inherit
+      pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_worker_init, initargs=(self, dataset))
+      results = pool.map(_worker_fill, todo, chunksize=max(1, min(16, len(todo) // (4 * workers))))
+    else:
+      pool = ThreadPoolExecutor(workers)
+      results = pool.map(lambda i: _fill_one(self, dataset, i), todo)
     failed, t0, last = [], time.time(), time.time()
-    with ThreadPoolExecutor(max(1, num_workers)) as pool:
-      for done, (i, why) in enumerate(pool.map(one, todo), start=1):
+    with pool:
+      for done, (i, why) in enumerate(results, start=1):
         if why:
           failed.append((i, why))
         if time.time() - last > 15 or done == len(todo):
@@ -171,3 +177,23 @@ class FeatureCache:
           logging.getLogger("absl").info("feature cache %s: %d/%d clips of %s decoded (%.0f s)", self.directory,
                                          done, len(todo), dataset.name, last - t0)
     return failed
+
+
+def _fill_one(feature_cache: FeatureCache, dataset, i: int) -> tuple[int, str]:
+  """Computes and writes clip i's entry; returns (i, "") or (i, the reason it failed)."""
+  try:
+    feature_cache.get(dataset, i)
+    return i, ""
+  except DataError as e:
+    return i, str(e)
+
+
+_WORKER: dict = {}  # a fill process's cache and dataset, sent once when it starts
+
+
+def _worker_init(feature_cache: FeatureCache, dataset) -> None:
+  _WORKER.update(cache=feature_cache, dataset=dataset)
+
+
+def _worker_fill(i: int) -> tuple[int, str]:
+  return _fill_one(_WORKER["cache"], _WORKER["dataset"], i)
