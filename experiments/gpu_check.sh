@@ -96,7 +96,7 @@ if fits profile 60; then
     --json="$OUT/profile.json" --trace_dir="$WORK/trace" --hlo_dir="$WORK/hlo" > "$OUT/profile.txt" 2>&1
   grep -E "^(device|compile time|step time|samples/s|FLOPs|achieved|MFU|memory: (compiled|device))" "$OUT/profile.txt" \
     | tee -a "$SUMMARY"
-  (cd "$WORK" && find trace -name "*.xplane.pb" | head -4 | tar czf "$OUT/trace.tgz" -T - 2>/dev/null)
+  if [ -d "$WORK/trace" ]; then (cd "$WORK" && find trace -name "*.xplane.pb" | head -4 | tar czf "$OUT/trace.tgz" -T -); fi
 fi
 
 # 2. the full run on the embedded set: log-mels cached as rendered (filled in worker processes on
