@@ -67,7 +67,7 @@ def step_rate(cfg, steps):
   from instruments_jax.data import features
 
   shape = features.input_shape(cfg.audio, cfg.audio.training_chunk_seconds)
-  s = step.setup(cfg, total_steps=1000)  # the model, optimizer and jitted step `train` uses
+  s = step.setup(cfg, total_steps=1000, evaluates=False)  # the model, optimizer and jitted step `train` uses
   state, train_step = s.state, s.train_step
   b = cfg.train.batch_size
   x = np.random.default_rng(0).normal(-40, 15, (b,) + shape).astype(np.float32)

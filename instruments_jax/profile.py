@@ -146,7 +146,7 @@ def build_step(cfg, batch: int, frames: int | None = None, donate: bool = True, 
   """
   mels, t, _ = features.input_shape(cfg.audio, cfg.audio.training_chunk_seconds)
   t = frames or t
-  s = step.setup(cfg, total_steps=1000, seed=seed, donate=donate)
+  s = step.setup(cfg, total_steps=1000, seed=seed, donate=donate, evaluates=False)
   rng = np.random.default_rng(seed)
   if cfg.audio.features_on_device:
     # waveforms whose centered STFT has `t` frames

@@ -114,8 +114,12 @@ class Setup:
   predict: object
 
 
-def setup(cfg, total_steps: int, seed: int = 0, donate: bool = True) -> Setup:
-  """Builds the model (loading `model.weights`), optimizer, replicated state and jitted steps of `cfg`."""
+def setup(cfg, total_steps: int, seed: int = 0, donate: bool = True, evaluates: bool = True) -> Setup:
+  """Builds the model (loading `model.weights`), optimizer, replicated state and jitted steps of `cfg`.
+
+  `evaluates=False` (profiling, benchmarks) skips the second model that `predict` runs when
+  `prediction.mixed_precision` differs from `train.mixed_precision`; `predict` then uses the training model.
+  """
   import keras
 
   from instruments_jax.model import build_model
@@ -123,7 +127,7 @@ def setup(cfg, total_steps: int, seed: int = 0, donate: bool = True) -> Setup:
   keras.utils.set_random_seed(seed)
   model = build_model(cfg)
   predict_model = None
-  if cfg.prediction.mixed_precision != cfg.train.mixed_precision:  # evaluate in the inference precision
+  if evaluates and cfg.prediction.mixed_precision != cfg.train.mixed_precision:  # the inference precision
     predict_model = build_model(cfg, mixed_precision=cfg.prediction.mixed_precision, load_weights=False)
   tx, schedule = make_optimizer(cfg, total_steps)
   mesh = make_mesh()
