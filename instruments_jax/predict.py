@@ -23,16 +23,18 @@ import numpy as np
 from instruments_jax import CLASSES, cli, metrics
 from instruments_jax.data import audio, pipeline
 from instruments_jax.data.audio import DataError
-from instruments_jax.data.sources import AUDIO_EXTENSIONS, Clip, Dataset
+from instruments_jax.data.sources import AUDIO_EXTENSIONS, MAC_METADATA_DIR, Clip, Dataset
 
 
 def find_files(paths: list[str]) -> list[str]:
-  """Returns the files named and the audio files under the folders named, in order."""
+  """Returns the files named and the audio files under the folders named, in order (macOS metadata left out)."""
   out = []
   for p in paths:
     if os.path.isdir(p):
-      for dirpath, _, files in sorted(os.walk(p)):
-        out += [os.path.join(dirpath, f) for f in sorted(files) if f.lower().endswith(AUDIO_EXTENSIONS)]
+      for dirpath, dirnames, files in sorted(os.walk(p)):
+        dirnames[:] = [n for n in dirnames if n != MAC_METADATA_DIR]
+        out += [os.path.join(dirpath, f) for f in sorted(files)
+                if f.lower().endswith(AUDIO_EXTENSIONS) and not f.startswith("._")]
     else:
       out.append(p)
   return out
@@ -111,9 +113,13 @@ def main(argv=None):
     return cli.CONFIG_ERROR_STATUS
   from instruments_jax.classifier import load_classifier
 
+  files = find_files(a.paths)
+  if not files:
+    print(f"error: nothing to label: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in {', '.join(a.paths)}",
+          file=sys.stderr)
+    return 1
   with cli.clean_errors():
     clf = load_classifier(a.workdir)
-  files = find_files(a.paths)
   t0 = time.time()
   rows, bad = predict_files(clf, files, a.batch_size, a.probability_threshold)
   dt = time.time() - t0

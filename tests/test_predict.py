@@ -62,3 +62,12 @@ def test_labels_lists_every_class_at_or_above_the_threshold(smoke_run, folder, t
 def test_a_threshold_outside_0_1_exits_2(smoke_run, folder, tmp_path):
   p, _ = _predict(smoke_run, folder, tmp_path / "x.csv", "--probability_threshold=1.5")
   assert p.returncode == 2 and "probability_threshold" in p.stderr
+
+
+def test_nothing_to_label_exits_1_naming_the_folder(tmp_path):
+  (tmp_path / "empty").mkdir()
+  (tmp_path / "empty" / "notes.txt").write_text("no audio here")
+  p = subprocess.run([sys.executable, "-m", "instruments_jax.predict", f"--workdir={tmp_path / 'no_run'}",
+                      str(tmp_path / "empty")], capture_output=True, text=True)
+  assert p.returncode == 1 and "nothing to label" in p.stderr and "empty" in p.stderr
+  assert "Traceback" not in p.stderr

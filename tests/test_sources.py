@@ -87,3 +87,34 @@ def test_program_validation_holds_out_one_program_per_class():
   held = programs(val)
   assert len(held) == 4 and not held & programs(train)
   assert sorted(np.unique(ds.labels[val])) == [0, 1, 2, 3]
+
+
+def test_a_csv_with_a_header_and_no_rows_is_named(tmp_path, kaggle_dir):
+  shutil.copytree(kaggle_dir, tmp_path / "d")
+  csv_path = tmp_path / "d" / "Metadata_Train.csv"
+  csv_path.write_text(csv_path.read_text().splitlines()[0] + "\n")
+  with pytest.raises(DataError, match=r"Metadata_Train.csv: the CSV has a header and no rows"):
+    sources.open_dataset(str(tmp_path / "d"), "train")
+
+
+def test_macos_metadata_beside_class_folders_is_ignored(tmp_path, kaggle_dir):
+  src = sources.open_dataset(str(kaggle_dir), "train")
+  for clip in src.clips[:4]:
+    d = tmp_path / CLASSES[clip.label]
+    d.mkdir(exist_ok=True)
+    shutil.copy(clip.path, d / os.path.basename(clip.path))
+    (d / ("._" + os.path.basename(clip.path))).write_bytes(b"\x00\x05\x16\x07 Mac OS X resource fork")
+  (tmp_path / "__MACOSX" / "guitar").mkdir(parents=True)
+  (tmp_path / "__MACOSX" / "guitar" / "._x.wav").write_bytes(b"\x00\x05\x16\x07")
+  ds = sources.open_dataset(str(tmp_path), "train")  # no bad clip, no "not a class"
+  assert sorted(c.name for c in ds.clips) == sorted(
+      os.path.join(CLASSES[c.label], os.path.basename(c.path)) for c in src.clips[:4])
+
+
+def test_skip_bad_files_that_leaves_no_clip_is_an_error(tmp_path):
+  d = tmp_path / "drum"
+  d.mkdir()
+  (d / "a.wav").write_bytes(b"")
+  (d / "b.wav").write_bytes(b"not audio at all")
+  with pytest.raises(DataError, match=r"all 2 file\(s\) are bad"):
+    sources.open_dataset(str(tmp_path), "train", skip_bad_files=True)

@@ -22,6 +22,7 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".aifc", "
 # Spellings seen in the wild, after lower-casing and dropping a "sound_" prefix.
 LABEL_ALIASES = {"guiatr": "guitar", "guitars": "guitar", "drums": "drum", "violins": "violin",
                  "fiddle": "violin", "pianos": "piano"}
+MAC_METADATA_DIR = "__MACOSX"  # what macOS zips add beside the files (with a ._name resource fork per file)
 KAGGLE_CSVS = {"train": "Metadata_Train.csv", "test": "Metadata_Test.csv", "unseen": "Metadata_Unseen.csv"}
 KAGGLE_AUDIO_DIRS = {"train": ("Train_submission/Train_submission", "Train_submission"),
                      "test": ("Test_submission/Test_submission", "Test_submission"),
@@ -126,6 +127,8 @@ def _kaggle(root, split, csv_path, audio_column, label_column, skip_bad_files):
     if missing:
       raise DataError(f"{csv_path}: no column {', '.join(sorted(missing))} (found {reader.fieldnames})")
     rows = list(reader)
+  if not rows:
+    raise DataError(f"{csv_path}: the CSV has a header and no rows: no clips in its {split} split")
   found, seen = [], {}
   for row_no, row in enumerate(rows, start=2):  # row 1 is the header
     name, raw = (row[audio_column] or "").strip(), (row[label_column] or "").strip()
@@ -154,21 +157,31 @@ def _class_folders(root, split, skip_bad_files):
   base = os.path.join(root, split) if os.path.isdir(os.path.join(root, split)) else root
   if base == root and split != "train":
     return None
-  found, ignored = [], []
+  found, ignored, mac = [], [], 0
   for entry in sorted(os.listdir(base)):
     d = os.path.join(base, entry)
     if not os.path.isdir(d) or entry in ("train", "test"):
       continue
+    if entry == MAC_METADATA_DIR:
+      mac += 1
+      continue
     label = canonical_label(entry)
     if label is None:
       raise DataError(f"folder {d!r} is not a class; expected one of {', '.join(CLASSES)}")
-    for dirpath, _, files in sorted(os.walk(d)):
+    for dirpath, dirnames, files in sorted(os.walk(d)):
+      mac += dirnames.count(MAC_METADATA_DIR)
+      dirnames[:] = [n for n in dirnames if n != MAC_METADATA_DIR]
       for fn in sorted(files):
         full = os.path.join(dirpath, fn)
-        if fn.lower().endswith(AUDIO_EXTENSIONS):
+        if fn.startswith("._"):  # a macOS resource fork beside the clip, not audio
+          mac += 1
+        elif fn.lower().endswith(AUDIO_EXTENSIONS):
           found.append((os.path.relpath(full, root), (full, CLASSES.index(label)), full))
         elif not fn.startswith("."):
           ignored.append(os.path.relpath(full, root))
+  if mac:
+    logging.warning("%s: ignored %d macOS metadata entr%s (%s/ folders, ._* files)", base, mac,
+                    "y" if mac == 1 else "ies", MAC_METADATA_DIR)
   if not found:
     raise DataError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in class folders under {base!r}")
   if ignored:
@@ -199,6 +212,9 @@ def _probe(name, found, skip_bad_files) -> Dataset:
   if skipped:
     logging.warning("%s: skipped %d bad file(s):\n  %s", name, len(skipped),
                     "\n  ".join(f"{r}: {why}" for r, why in skipped))
+    if not clips:
+      raise DataError(f"{name}: all {len(skipped)} file(s) are bad (skip_bad_files left no clip); the first: "
+                      f"{skipped[0][1]}")
   return Dataset(name, clips, skipped)
 
 
