@@ -20,6 +20,7 @@ import time
 
 import instruments_jax  # noqa: F401  (selects the JAX backend)
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import flags, logging
 from jax.sharding import NamedSharding
@@ -126,6 +127,7 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
   log = rundir.MetricsLog(os.path.join(workdir, "metrics.jsonl") if primary else None,
                           keep_until_step=start if restored else None)
   gather = jax.jit(lambda v: v, out_shardings=NamedSharding(s.mesh, P()))  # every host gets every row
+  all_finite = jax.jit(lambda tree: jnp.all(jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)])))
 
   def evaluate(split, ds, idx):
     t0 = time.time()
@@ -137,9 +139,12 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
     return m
 
   def stop_if_diverged(values, at):
-    if not np.all(np.isfinite(values)):  # never overwrite the last good checkpoint with a diverged state
-      raise FloatingPointError(f"loss is {values} at or before step {at}; stopping with the checkpoint "
-                               f"of step {manager.latest_step()} kept")
+    """Raises at the first non-finite loss of `values`, the losses of the steps up to `at`."""
+    bad = np.flatnonzero(~np.isfinite(values))
+    if len(bad):  # never overwrite the last good checkpoint with a diverged state
+      first = at - len(values) + 1 + int(bad[0])
+      raise FloatingPointError(f"loss is {values[bad[0]]} at step {first}, the first non-finite one; stopping "
+                               f"with the checkpoint of step {manager.latest_step()} kept")
 
   results, losses = {}, []
   t_last, step_last = time.time(), start
@@ -150,8 +155,10 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
       state, loss = s.train_step(state, step.shard(batch["x"], s.mesh), step.shard(batch["y"], s.mesh))
       losses.append(loss)
       epoch, epoch_end = (i - 1) // steps_per_epoch + 1, itstime(i, steps_per_epoch)
+      stopping = preemption.requested  # read once: a signal during this step's work acts at the next one
+      saving = epoch_end or itstime(i, cfg.train.checkpoint_every_steps) or stopping
 
-      if itstime(i, cfg.train.log_every_steps) or epoch_end:
+      if itstime(i, cfg.train.log_every_steps) or saving:  # a checkpoint closes the log interval: no loss lost
         batch_losses, losses = [float(v) for v in jax.device_get(losses)], []
         now = time.time()
         rate, t_last, step_last = (i - step_last) * b / (now - t_last), now, i
@@ -169,10 +176,12 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
           plots.plot_chart(log.path, os.path.join(workdir, "chart.png"))
         t_last = time.time()
 
-      if epoch_end or itstime(i, cfg.train.checkpoint_every_steps) or preemption.requested:
-        stop_if_diverged([float(v) for v in jax.device_get(losses)], i)
+      if saving:
+        if not bool(all_finite((state["params"], state["model_state"]))):  # a finite loss, then a diverged update
+          raise FloatingPointError(f"the parameters after step {i} are not finite; stopping with the checkpoint "
+                                   f"of step {manager.latest_step()} kept")
         checkpoint.save(manager, i, state, batches)
-      if preemption.requested:
+      if stopping:
         logging.warning("SIGTERM: saved the checkpoint of step %d; re-run the same command to resume", i)
         return {"preempted_at_step": i}
 

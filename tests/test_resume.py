@@ -137,15 +137,50 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_p
 
   monkeypatch.setattr(step, "setup", diverging_setup)
   cfg = get_config("smoke")
-  cfg.train.checkpoint_every_steps = 1
-  cfg.train.log_every_steps = 1
-  with pytest.raises(FloatingPointError, match=r"loss is \[nan\] at or before step 5; stopping with the "
-                                               r"checkpoint of step 4 kept"):
+  cfg.train.log_every_steps = 3  # the first NaN (step 5) lies inside the interval that ends at step 6
+  cfg.train.checkpoint_every_steps = 4
+  with pytest.raises(FloatingPointError, match=r"loss is nan at step 5, the first non-finite one; stopping with "
+                                               r"the checkpoint of step 4 kept"):
     train_and_evaluate(cfg, str(tmp_path))
   kept = sorted(int(n) for n in os.listdir(tmp_path / "checkpoints") if n.isdigit())
-  assert kept[-1] == 4
-  losses = [json.loads(l).get("train_loss") for l in open(tmp_path / "metrics.jsonl")]
-  assert len(losses) == 5 and all(math.isfinite(v) for v in losses[:4]) and math.isnan(losses[4])
+  assert kept == [4]
+  clf = instruments_jax.load_classifier(str(tmp_path))  # the kept checkpoint holds a finite state
+  assert clf.step == 4 and all(np.isfinite(p).all() for p in clf.params["params"] + clf.params["model_state"])
+  batch = sum((json.loads(l)["batch_losses"] for l in open(tmp_path / "metrics.jsonl")), [])
+  assert len(batch) == 6 and all(math.isfinite(v) for v in batch[:4]) and all(math.isnan(v) for v in batch[4:])
+
+
+def test_a_diverged_update_behind_a_finite_loss_is_never_checkpointed(tmp_path, monkeypatch):
+  import pytest
+
+  from instruments_jax import step
+  from instruments_jax.configs import get_config
+  from instruments_jax.train import train_and_evaluate
+
+  real_setup = step.setup
+
+  def exploding_setup(*args, **kwargs):
+    s = real_setup(*args, **kwargs)
+    real_step, calls = s.train_step, []
+
+    def train_step(state, x, y):  # step 4's update overflows; its loss, computed before the update, is finite
+      calls.append(1)
+      state, loss = real_step(state, x, y)
+      if len(calls) == 4:
+        state = {**state, "params": [p * np.float32("inf") for p in state["params"]]}
+      return state, loss
+
+    s.train_step = train_step
+    return s
+
+  monkeypatch.setattr(step, "setup", exploding_setup)
+  cfg = get_config("smoke")
+  cfg.train.checkpoint_every_steps = 2
+  with pytest.raises(FloatingPointError, match=r"parameters after step 4 are not finite; stopping with the "
+                                               r"checkpoint of step 2 kept"):
+    train_and_evaluate(cfg, str(tmp_path))
+  clf = instruments_jax.load_classifier(str(tmp_path))
+  assert clf.step == 2 and all(np.isfinite(p).all() for p in clf.params["params"])
 
 
 def test_the_cli_reports_a_diverged_run_in_one_line(capsys):
@@ -154,5 +189,5 @@ def test_the_cli_reports_a_diverged_run_in_one_line(capsys):
   from instruments_jax import cli
 
   with pytest.raises(SystemExit) as e, cli.clean_errors(FloatingPointError):
-    raise FloatingPointError("loss is [nan] at or before step 5")
-  assert e.value.code == 1 and capsys.readouterr().err == "error: loss is [nan] at or before step 5\n"
+    raise FloatingPointError("loss is nan at step 5, the first non-finite one")
+  assert e.value.code == 1 and capsys.readouterr().err == "error: loss is nan at step 5, the first non-finite one\n"
