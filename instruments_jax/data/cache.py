@@ -50,7 +50,7 @@ def from_config(data_cfg, audio_cfg, path: str | None = None) -> FeatureCache | 
   cores that took longer than the decoding it saves in a `quick` run); "none": no cache;
   a folder: that folder, for any data.
   """
-  where = data_cfg.get("cache_dir", "auto")
+  where = data_cfg.cache_dir
   if where in ("none", "", None) or (where == "auto" and (path or data_cfg.path) == "synth"):
     return None
   return FeatureCache(default_root() if where == "auto" else where, audio_cfg)

@@ -110,7 +110,7 @@ def train_batches(dataset: Dataset, indices: np.ndarray, cfg, seed: int, epochs:
   n = len(indices)
   if n < b:
     raise ValueError(f"{n} training clips are fewer than one batch of {b}")
-  load = _TrainBatch(dataset, cfg.audio, cfg.augmentation, cache, bool(cfg.audio.get("features_on_device", False)))
+  load = _TrainBatch(dataset, cfg.audio, cfg.augmentation, cache, cfg.audio.features_on_device)
   # Cutting chunks from the cache costs less than moving them between processes: no workers then.
   workers = 0 if load.cached else cfg.data.num_workers
   if cfg.data.length_buckets:
@@ -187,7 +187,7 @@ def eval_batches(dataset: Dataset, indices: np.ndarray, cfg, num_workers: int | 
   "clip" is the position in `indices` (-1 for padding rows); a chunk that failed to decode
   has ok=False and its DataError message in "error".
   """
-  buckets = tuple(cfg.data.get("length_buckets", ()))
+  buckets = tuple(cfg.data.length_buckets)
   plan = eval_plan(dataset, indices, cfg.prediction, buckets)
   b = cfg.prediction.batch_size
   groups = []
