@@ -58,12 +58,9 @@ def load_classifier(workdir: str) -> Classifier:
 
   cfg = rundir.load_config(workdir)
   configs.validate(cfg, check_paths=False)
-  step, saved = checkpoint.restore_weights(workdir)
   model = build_model(cfg, mixed_precision=cfg.prediction.mixed_precision, load_weights=False)
-  expected = [tuple(v.shape) for v in model.trainable_variables + model.non_trainable_variables]
-  found = [tuple(v.shape) for v in saved["params"] + saved["model_state"]]
-  if expected != found:
-    raise checkpoint.RunDirError(f"{workdir!r}: the checkpoint's weights ({len(found)} arrays) do not fit the model its "
-                     f"config.json describes ({len(expected)} arrays)")
+  shapes = lambda vs: [(tuple(v.shape), str(v.dtype)) for v in vs]
+  step, saved = checkpoint.restore_weights(workdir, {"params": shapes(model.trainable_variables),
+                                                     "model_state": shapes(model.non_trainable_variables)})
   params = jax.tree.map(jnp.asarray, saved)
   return Classifier(cfg, model, params, step)

@@ -7,12 +7,18 @@ JSON. Every config is checked by `configs.validate` before any data or model
 work: a wrong value ends in one `error:` message naming each bad field, exit
 status 2. Errors a user can fix (bad data, a busy workdir, missing weights)
 end in an `error:` line and exit status 1; neither shows a traceback.
+
+SIGTERM and SIGINT stop an entry point cleanly from its first line
+(`stop_on_signals`): outside a training loop they end the process with a note
+saying what was kept (`STOP_NOTE`), exit status 0 for SIGTERM and 130 for SIGINT;
+the training loop takes them over to checkpoint first.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 
 from absl import app, flags
@@ -29,18 +35,78 @@ DESCRIBE_CONFIG = flags.DEFINE_bool("describe_config", False,
                                     "Print every config field (type, value in the chosen config, meaning) and exit.")
 
 CONFIG_ERROR_STATUS = 2
+SIGNAL_STATUS = {signal.SIGTERM: 0, signal.SIGINT: 130}  # a stop asked for is no failure; Ctrl-C is 128 + 2
+
+# What a stop outside the training loop leaves behind; train.py updates it as the run goes.
+STOP_NOTE = ["nothing needed saving"]
+
+
+class Stopped(BaseException):
+  """SIGTERM or SIGINT outside the training loop (a BaseException, like KeyboardInterrupt)."""
+
+  def __init__(self, signum: int):
+    super().__init__(signal.Signals(signum).name)
+    self.signum = signum
+
+
+_RUNNING = []  # set once `run` can catch Stopped; before that (imports) a stop exits at once
+_PENDING = []  # signals received: `check_stop` raises for them again if the first raise was swallowed
+
+
+def _raise_stopped(signum, frame):
+  del frame
+  if not _RUNNING:
+    print(f"{signal.Signals(signum).name}: stopped while starting; {STOP_NOTE[0]}", file=sys.stderr, flush=True)
+    os._exit(SIGNAL_STATUS[signum])  # nothing is open yet: imports only
+  _PENDING.append(signum)
+  raise Stopped(signum)  # lands wherever Python is; inside a gc or weakref callback it is ignored, hence _PENDING
+
+
+def check_stop() -> None:
+  """Raises Stopped if a stop signal arrived (entry points call it between phases)."""
+  if _PENDING:
+    raise Stopped(_PENDING[0])
+
+
+def stop_on_signals() -> None:
+  """Makes SIGTERM and SIGINT raise Stopped, which `run` turns into a note and a clean exit."""
+  _quiet_unraisable()
+  for sig in SIGNAL_STATUS:
+    signal.signal(sig, _raise_stopped)
+
+
+def exit_stopped(signum: int) -> None:
+  """Ends the process after a stop signal: one line saying what was kept, SIGNAL_STATUS's exit status."""
+  print(f"{signal.Signals(signum).name}: stopped; {STOP_NOTE[0]}", file=sys.stderr, flush=True)
+  sys.exit(SIGNAL_STATUS[signum])
+
+
+def _quiet_unraisable() -> None:
+  """Drops asyncio's "Event loop is closed" from orbax's threads after a failed read: noise, not news."""
+  default = sys.__unraisablehook__
+
+  def hook(unraisable):
+    e = unraisable.exc_value
+    if isinstance(e, Stopped):  # raised inside a gc callback, which ignores it: check_stop raises it again
+      return
+    if not (isinstance(e, RuntimeError) and "Event loop is closed" in str(e)):
+      default(unraisable)
+
+  sys.unraisablehook = hook
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
   """Returns the exceptions that mean bad input rather than a bug: shown as one `error:` line."""
   from instruments_jax.model import WeightsUnavailable
 
-  return (DataError, FileNotFoundError, checkpoint.WorkdirBusy, checkpoint.RunDirError, WeightsUnavailable)
+  return (DataError, FileNotFoundError, checkpoint.WorkdirBusy, checkpoint.RunDirError, checkpoint.DiskFull,
+          WeightsUnavailable)
 
 
 @contextlib.contextmanager
 def clean_errors(*also: type[BaseException]):
   """Ends the process on a config error (exit 2) or a user error (or one of `also`: exit 1), without a traceback."""
+  _quiet_unraisable()
   try:
     yield
   except configs.ConfigError as e:
@@ -94,8 +160,20 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 
 def run(main) -> None:
-  """Runs an absl `main` with named configs and clean flag errors."""
-  app.run(main, argv=named_config_argv(sys.argv), flags_parser=_parse_flags)
+  """Runs an absl `main` with named configs, clean flag errors and clean stops on SIGTERM / SIGINT."""
+  stop_on_signals()
+  _RUNNING.append(True)
+
+  def guarded(argv):
+    try:
+      return main(argv)
+    except Stopped as e:
+      exit_stopped(e.signum)
+
+  try:
+    app.run(guarded, argv=named_config_argv(sys.argv), flags_parser=_parse_flags)
+  except Stopped as e:  # while flags parse, before main
+    exit_stopped(e.signum)
 
 
 def config_or_exit(device_count: int | None = None):

@@ -8,8 +8,10 @@ written by earlier versions.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import time
 
 import numpy as np
 from absl import logging
@@ -18,22 +20,57 @@ from instruments_jax import checkpoint, configs
 
 
 def open_run(cfg, workdir: str, process_index: int = 0, process_count: int = 1):
-  """Locks `workdir` for this process, resolves `cfg.seed` and writes config.json (process 0); returns the lock.
+  """Locks `workdir` for this process, checks `cfg` against the run in it, writes config.json; returns the lock.
 
-  Several hosts share one workdir: each holds its own lock and only process 0 writes files.
+  A workdir with a checkpoint remembers the config that made it (config.json): a config that
+  changes any field outside configs.RESUME_SAFE raises ConfigError listing each change, before
+  any work. `train.restart` moves the old run to <workdir>.before-restart-<time> instead (never
+  deleting it) and starts over. A resumed `seed: -1` run takes the seed it drew. Several hosts
+  share one workdir: each holds its own lock and only process 0 moves or writes files.
   """
   lock = checkpoint.lock_workdir(workdir, ".lock" if process_count == 1 else f".lock.{process_index}")
   saved = os.path.join(workdir, "config.json")
-  if cfg.seed < 0 and os.path.isdir(os.path.join(workdir, checkpoint.DIRECTORY)) and os.path.exists(saved):
-    with open(saved) as f, cfg.unlocked():  # resuming: the seed this run drew at its start
-      cfg.seed = int(json.load(f)["seed"])
+  if cfg.train.restart:
+    if process_index == 0:
+      aside = _move_run_aside(workdir)
+      if aside:
+        logging.warning("train.restart: moved the run that was in %s to %s; starting over", workdir, aside)
+  elif os.path.isdir(os.path.join(workdir, checkpoint.DIRECTORY)) and os.path.exists(saved):
+    old = load_config(workdir)
+    if cfg.seed < 0:  # resuming: the seed this run drew at its start
+      with cfg.unlocked():
+        cfg.seed = int(old.seed)
+    changed = configs.changed_on_resume(old, cfg)
+    if changed:
+      raise configs.ConfigError(
+          [f"{path}: {old_value!r} in the run, {new_value!r} now" for path, old_value, new_value in changed],
+          hint=f"workdir {workdir!r} holds a run whose checkpoints these changes would misread; re-run with its "
+               f"values ({saved}), choose another --workdir, or add --config.train.restart=true to move that run "
+               f"aside and start over")
   if cfg.seed < 0:
     with cfg.unlocked():
       cfg.seed = int(np.random.SeedSequence().entropy % (2**31))
   if process_index == 0:
-    with open(saved, "w") as f:
-      f.write(cfg.to_json_best_effort(indent=2))
+    text = cfg.to_json_best_effort(indent=2)
+    with checkpoint.space_for(saved, len(text)), open(saved, "w") as f:
+      f.write(text)
   return lock
+
+
+def _move_run_aside(workdir: str) -> str | None:
+  """Moves everything in `workdir` but its locks to a new sibling folder; returns it (None: nothing to move)."""
+  entries = [n for n in os.listdir(workdir) if not n.startswith(".lock")]
+  if not entries:
+    return None
+  base = f"{os.path.abspath(workdir).rstrip(os.sep)}.before-restart-{time.strftime('%Y%m%d-%H%M%S')}"
+  aside, n = base, 1
+  while os.path.exists(aside):
+    n += 1
+    aside = f"{base}.{n}"
+  os.makedirs(aside)
+  for name in entries:
+    os.replace(os.path.join(workdir, name), os.path.join(aside, name))
+  return aside
 
 
 def load_config(workdir: str):
@@ -46,8 +83,12 @@ def load_config(workdir: str):
   path = os.path.join(workdir, "config.json")
   if not os.path.isfile(path):
     raise FileNotFoundError(f"{workdir!r} is not a run directory: no config.json")
-  with open(path) as f:
-    saved = json.load(f)
+  try:
+    with open(path) as f:
+      saved = json.load(f)
+  except (OSError, ValueError) as e:
+    raise checkpoint.RunDirError(f"run {workdir!r}: {path} does not read ({e}); restore it from the command that "
+                                 f"made the run (--print_config prints it)") from None
   cfg = configs.get_config(saved.get("name") if saved.get("name") in configs.NAMES else "baseline")
   dropped = []
 
@@ -68,23 +109,51 @@ def load_config(workdir: str):
 
 
 class MetricsLog:
-  """Appends one JSON object per line to workdir/metrics.jsonl; on resume keeps lines up to the checkpoint."""
+  """Appends one JSON object per line to workdir/metrics.jsonl; on resume keeps lines up to the checkpoint.
+
+  A line cut short (by a kill or a full disk) is dropped on resume; a write that finds the disk
+  full takes its partial line back and raises checkpoint.DiskFull.
+  """
 
   def __init__(self, path: str | None, keep_until_step: int | None = None):
     self.path = path
     if path is None:  # a secondary host: process 0 keeps the log
       return
-    kept = []
+    kept, cut = [], 0
     if keep_until_step is not None and os.path.exists(path):
-      kept = [l for l in open(path) if l.strip() and json.loads(l).get("step", 0) <= keep_until_step]
-    with open(path, "w") as f:
-      f.writelines(kept)
+      for line in open(path):
+        if not line.strip():
+          continue
+        try:
+          record = json.loads(line)
+        except ValueError:
+          cut += 1
+          continue
+        if record.get("step", 0) <= keep_until_step:
+          kept.append(line.rstrip("\n") + "\n")
+    if cut:
+      logging.warning("%s: dropped %d line(s) cut short by an earlier stop", path, cut)
+    with checkpoint.space_for(path, sum(map(len, kept))):  # the old log stays whole until the new one is
+      with open(path + ".tmp", "w") as f:
+        f.writelines(kept)
+      os.replace(path + ".tmp", path)
 
   def write(self, **record):
     if self.path is None:
       return
-    with open(self.path, "a") as f:
-      f.write(json.dumps(record) + "\n")
+    data = (json.dumps(record) + "\n").encode()
+    fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+      end = os.lseek(fd, 0, os.SEEK_END)
+      try:
+        with checkpoint.space_for(self.path, len(data)):
+          if os.write(fd, data) != len(data):
+            raise OSError(errno.ENOSPC, "short write", self.path)
+      except checkpoint.DiskFull:
+        os.ftruncate(fd, end)  # no half line for a resume to trip on
+        raise
+    finally:
+      os.close(fd)
 
 
 def write_skipped(workdir: str, skipped: list[tuple[str, str]]) -> None:
@@ -92,6 +161,7 @@ def write_skipped(workdir: str, skipped: list[tuple[str, str]]) -> None:
   if not skipped:
     return
   path = os.path.join(workdir, "skipped_files.txt")
-  with open(path, "w") as f:
-    f.writelines(f"{name}\t{why}\n" for name, why in skipped)
+  text = "".join(f"{name}\t{why}\n" for name, why in skipped)
+  with checkpoint.space_for(path, len(text)), open(path, "w") as f:
+    f.write(text)
   logging.warning("skipped %d bad file(s); list in %s", len(skipped), path)

@@ -12,6 +12,12 @@ resumes from the newest checkpoint.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # SIGTERM / SIGINT stop cleanly from the first line, imports included
+  from instruments_jax import cli as _cli
+
+  _cli.stop_on_signals()
+
+import contextlib
 import logging as pylogging
 import os
 import signal
@@ -38,11 +44,12 @@ def itstime(step_: int, every: int, last: int | None = None) -> bool:
 
 
 def load_data(cfg, feature_cache=None):
-  """Returns (train dataset, train indices, validation indices, test dataset or None).
+  """Returns (train dataset, train indices, validation indices, test dataset or None, feature cache or None).
 
   With a FeatureCache, every clip in use is decoded into it first (in threads), so files
   that fail to decode stop the run here, before training, or with data.skip_bad_files are
-  left out and listed in the dataset's `skipped`.
+  left out and listed in the dataset's `skipped`. A cache that cannot be written (a full or
+  read-only disk) is dropped with a warning: the run goes on without one.
   """
   d = cfg.data
   train_ds, train_idx, val_idx = sources.train_validation(d)
@@ -53,8 +60,15 @@ def load_data(cfg, feature_cache=None):
     train_idx, val_idx = (np.setdiff1d(idx, bad, assume_unique=True) for idx in (train_idx, val_idx))
     if test_ds is not None:
       test_ds = sources.without(test_ds, _fill(feature_cache, test_ds, np.arange(len(test_ds)), d))
-    logging.info("feature cache %s ready in %.0fs", feature_cache.directory, time.time() - t0)
-  return train_ds, train_idx, val_idx, test_ds
+    unkept = len(feature_cache.missing(train_ds, np.concatenate([train_idx, val_idx])))
+    unkept += len(feature_cache.missing(test_ds, np.arange(len(test_ds)))) if test_ds is not None else 0
+    if unkept:
+      logging.warning("feature cache %s could not keep %d clip(s) (see the warning above); training without the "
+                      "cache", feature_cache.directory, unkept)
+      feature_cache = None
+    else:
+      logging.info("feature cache %s ready in %.0fs", feature_cache.directory, time.time() - t0)
+  return train_ds, train_idx, val_idx, test_ds, feature_cache
 
 
 def _fill(feature_cache, ds, indices, data_cfg) -> list[int]:
@@ -73,18 +87,26 @@ def _fmt_time(seconds):
 
 
 class _Preemption:
-  """Turns SIGTERM into a flag the loop reads, so the run checkpoints and exits cleanly."""
+  """Turns SIGTERM and SIGINT into a flag the loop reads, so the run checkpoints and exits cleanly."""
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
   def __enter__(self):
-    self.requested = False
-    self._previous = signal.signal(signal.SIGTERM, self._handle)
+    self.signum = None
+    self._previous = [signal.signal(sig, self._handle) for sig in self.SIGNALS]
     return self
 
-  def _handle(self, *_):
-    self.requested = True
+  @property
+  def requested(self) -> bool:
+    return self.signum is not None
+
+  def _handle(self, signum, frame):
+    del frame
+    self.signum = self.signum or signum
 
   def __exit__(self, *_):
-    signal.signal(signal.SIGTERM, self._previous)
+    for sig, previous in zip(self.SIGNALS, self._previous):
+      signal.signal(sig, previous)
 
 
 def train_and_evaluate(cfg, workdir: str) -> dict:
@@ -96,14 +118,20 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
   configs.validate(cfg, device_count=jax.device_count())
   primary = jax.process_index() == 0
   lock = rundir.open_run(cfg, workdir, jax.process_index(), jax.process_count())
+  if jax.process_count() > 1:  # process 0 may have moved an old run aside (train.restart)
+    from jax.experimental import multihost_utils
+
+    multihost_utils.sync_global_devices("open_run")
   logging.info("config %s, seed %d, workdir %s, devices %s", cfg.name, cfg.seed, workdir, jax.devices())
+  cli.check_stop()  # before the loop a stop signal raises cli.Stopped where it lands; these catch one swallowed
 
   if cfg.model.weights == "imagenet":  # fetch (or fail on) the download before any data work
     from instruments_jax.model import imagenet_weights_path
 
     imagenet_weights_path()
   feature_cache = cache.from_config(cfg.data, cfg.audio)
-  train_ds, train_idx, val_idx, test_ds = load_data(cfg, feature_cache)
+  train_ds, train_idx, val_idx, test_ds, feature_cache = load_data(cfg, feature_cache)
+  cli.check_stop()
   if primary:
     rundir.write_skipped(workdir, train_ds.skipped + (test_ds.skipped if test_ds else []))
   logging.info("data %s: %d train / %d validation clips; test: %s", cfg.data.path, len(train_idx), len(val_idx),
@@ -113,17 +141,19 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
   steps_per_epoch = pipeline.train_steps_per_epoch(train_ds, train_idx, cfg)
   total_steps = steps_per_epoch * epochs
   s = step.setup(cfg, total_steps, cfg.seed)
+  cli.check_stop()
   logging.info("model: %s, %d parameters, weights=%s; %d device(s) (%s), each holding %d of every batch of %d",
                cfg.model.backbone, s.model.count_params(), cfg.model.weights, s.mesh.size,
                jax.devices()[0].platform, b // s.mesh.size, b)
   batches = iter(pipeline.train_batches(train_ds, train_idx, cfg, cfg.seed, epochs, feature_cache))
   manager = checkpoint.manager(workdir, cfg.train.keep_checkpoints)
   state, start = s.state, 0
-  restored = checkpoint.restore_latest(manager, state, batches)
+  restored = checkpoint.restore_latest(manager, state, batches, workdir)
   if restored is not None:
     state, start = restored
     state = step.replicate(state, s.mesh)
     logging.info("resuming from the checkpoint of step %d in %s", start, manager.directory)
+    cli.STOP_NOTE[0] = f"nothing needed saving: a re-run resumes from the checkpoint of step {start}"
   log = rundir.MetricsLog(os.path.join(workdir, "metrics.jsonl") if primary else None,
                           keep_until_step=start if restored else None)
   gather = jax.jit(lambda v: v, out_shardings=NamedSharding(s.mesh, P()))  # every host gets every row
@@ -138,6 +168,11 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
                  m["accuracy"], m["roc_auc"], m["clips"], time.time() - t0)
     return m
 
+  def kept():
+    latest = manager.latest_step()
+    return (f"the checkpoint of step {latest} is kept: free space and re-run the same command to resume from it"
+            if latest is not None else "no checkpoint was written yet: free space and re-run the same command")
+
   def stop_if_diverged(values, at):
     """Raises at the first non-finite loss of `values`, the losses of the steps up to `at`."""
     bad = np.flatnonzero(~np.isfinite(values))
@@ -147,9 +182,10 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
                                f"with the checkpoint of step {manager.latest_step()} kept")
 
   results, losses = {}, []
+  cli.check_stop()
   t_last, step_last = time.time(), start
   logging.info("training %d epochs x %d steps of batch %d", epochs, steps_per_epoch, b)
-  with _Preemption() as preemption:
+  with _Preemption() as preemption, _disk_full_note(kept):
     for i in range(start + 1, total_steps + 1):
       batch = next(batches)
       state, loss = s.train_step(state, step.shard(batch["x"], s.mesh), step.shard(batch["y"], s.mesh))
@@ -173,8 +209,12 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
         results["validation"] = m = evaluate("validation", train_ds, val_idx)
         log.write(step=i, samples=i * b, epoch=epoch, split="validation", **m)
         if primary:
-          plots.plot_chart(log.path, os.path.join(workdir, "chart.png"))
+          chart = os.path.join(workdir, "chart.png")
+          with checkpoint.space_for(chart, 200_000):
+            plots.plot_chart(log.path, chart)
         t_last = time.time()
+        if preemption.requested and not stopping:  # a stop asked for while evaluating: checkpoint now
+          stopping = saving = True
 
       if saving:
         if not bool(all_finite((state["params"], state["model_state"]))):  # a finite loss, then a diverged update
@@ -182,20 +222,33 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
                                    f"of step {manager.latest_step()} kept")
         checkpoint.save(manager, i, state, batches)
       if stopping:
-        logging.warning("SIGTERM: saved the checkpoint of step %d; re-run the same command to resume", i)
-        return {"preempted_at_step": i}
+        name = signal.Signals(preemption.signum).name
+        logging.warning("%s: saved the checkpoint of step %d; re-run the same command to resume", name, i)
+        return {"preempted_at_step": i, "signal": preemption.signum}
 
-  if test_ds is not None:
-    results["test"] = m = evaluate("test", test_ds, np.arange(len(test_ds)))
-    log.write(step=total_steps, samples=total_steps * b, epoch=epochs, split="test", **m)
-  wall = time.time() - t_start
-  log.write(step=total_steps, wall_seconds=wall)
+  cli.STOP_NOTE[0] = (f"training is complete (checkpoint {total_steps} holds the final state); the test "
+                      f"evaluation was abandoned: re-run the same command to run it")
+  with _disk_full_note(kept):
+    if test_ds is not None:
+      results["test"] = m = evaluate("test", test_ds, np.arange(len(test_ds)))
+      log.write(step=total_steps, samples=total_steps * b, epoch=epochs, split="test", **m)
+    wall = time.time() - t_start
+    log.write(step=total_steps, wall_seconds=wall)
   logging.info("done in %s; the final state is checkpoint %d in %s", _fmt_time(wall), total_steps, manager.directory)
   lock.close()
   for split, m in results.items():
     print(f"{split:>10}: accuracy {m['accuracy']:.4f}  ROC-AUC {m['roc_auc']:.4f}  loss {m['loss']:.4f}  "
           f"({m['clips']} clips)", flush=True)
   return results
+
+
+@contextlib.contextmanager
+def _disk_full_note(kept):
+  """Adds what was kept, and how to go on, to a DiskFull."""
+  try:
+    yield
+  except checkpoint.DiskFull as e:
+    raise checkpoint.DiskFull(e.path, e.needed, e.free, note=kept()) from None
 
 
 def main(argv):
@@ -210,7 +263,9 @@ def main(argv):
   pylogging.getLogger("absl").setLevel(pylogging.INFO)
   logging.get_absl_handler().python_handler.stream = sys.stdout
   with cli.clean_errors(FloatingPointError):  # a diverged run names the step and the checkpoint it kept
-    train_and_evaluate(cfg, _WORKDIR.value)
+    results = train_and_evaluate(cfg, _WORKDIR.value)
+  if results.get("signal") == signal.SIGINT:
+    sys.exit(cli.SIGNAL_STATUS[signal.SIGINT])
 
 
 if __name__ == "__main__":

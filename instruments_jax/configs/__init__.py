@@ -2,11 +2,12 @@
 
 import importlib
 
-from instruments_jax.configs.schema import FIELDS, ConfigError, describe, suggest, validate
+from instruments_jax.configs.schema import (FIELDS, RESUME_SAFE, ConfigError, changed_on_resume, describe,
+                                            suggest, validate)
 
 NAMES = ("baseline", "quick", "strong", "smoke")
 
-__all__ = ["FIELDS", "NAMES", "ConfigError", "describe", "get_config", "suggest", "validate"]
+__all__ = ["FIELDS", "NAMES", "RESUME_SAFE", "ConfigError", "changed_on_resume", "describe", "get_config", "suggest", "validate"]
 
 
 def get_config(name: str):

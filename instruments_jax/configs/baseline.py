@@ -91,6 +91,7 @@ def get_config():
   c.train.log_every_steps = 10
   c.train.checkpoint_every_steps = 500  # and at every epoch end; 0: epoch ends only
   c.train.keep_checkpoints = 3
+  c.train.restart = False  # true: move an existing run in the workdir aside and start over
 
   c.prediction = ml_collections.ConfigDict()
   c.prediction.inference_chunk_seconds = 60.0

@@ -11,16 +11,17 @@ from __future__ import annotations
 import math
 import os
 
-__all__ = ["ConfigError", "FIELDS", "RULES", "Field", "Rule", "describe", "validate"]
+__all__ = ["ConfigError", "FIELDS", "RESUME_SAFE", "RULES", "Field", "Rule", "describe", "validate"]
 
 
 class ConfigError(ValueError):
   """A config that cannot run as given; the message lists every problem, one per line."""
 
-  def __init__(self, problems: list[str]):
+  def __init__(self, problems: list[str], hint: str = ""):
     self.problems = list(problems)
     n = len(self.problems)
-    super().__init__(f"{n} config problem{'s' if n != 1 else ''}:\n" + "\n".join(f"  {p}" for p in self.problems))
+    super().__init__(f"{n} config problem{'s' if n != 1 else ''}:\n" + "\n".join(f"  {p}" for p in self.problems)
+                     + (f"\n{hint}" if hint else ""))
 
 
 # --- single-field constraints: each has `text` (for docs) and `problem(value)` (None when fine) ---
@@ -222,6 +223,8 @@ FIELDS: dict[str, Field] = {
     "train.checkpoint_every_steps": Field(int, "checkpoint every this many steps and at each epoch end; 0: epoch "
                                           "ends only", _NONNEG),
     "train.keep_checkpoints": Field(int, "newest checkpoints kept on disk", _AT_LEAST_1),
+    "train.restart": Field(bool, "start over: move a run already in the workdir to <workdir>.before-restart-<time> "
+                           "(a re-run without it resumes)"),
     # prediction
     "prediction.inference_chunk_seconds": Field(float, "chunk length for evaluation and prediction, s", _POS),
     "prediction.max_inference_chunk_seconds": Field(float, "most of a clip evaluated, s; its chunks' predictions "
@@ -233,6 +236,13 @@ FIELDS: dict[str, Field] = {
     # logging
     "logging.number_of_audios": Field(int, "clips shown in the predictions figure", _AT_LEAST_1),
 }
+
+# Fields a resumed run may change: they decide when things are logged, evaluated, kept or loaded
+# from, never what a checkpoint holds. Any other change on resume is refused (rundir.open_run).
+RESUME_SAFE = frozenset({
+    "name", "train.restart", "train.log_every_steps", "train.evaluation_epochs", "train.checkpoint_every_steps",
+    "train.keep_checkpoints", "data.num_workers", "data.cache_dir", "prediction.batch_size",
+    "prediction.probability_threshold", "logging.number_of_audios"})
 
 SECTIONS = tuple(dict.fromkeys(p.split(".")[0] for p in FIELDS if "." in p))
 
@@ -446,6 +456,17 @@ def describe(cfg) -> str:
   for path, field in FIELDS.items():
     allowed = "; ".join([field.allowed] + owned.get(path, []))
     value = repr(values[path]) if path in values else "(missing)"
-    rows.append((path, field.type.__name__, value, allowed, field.doc))
+    resume = " (may change on resume)" if path in RESUME_SAFE else ""
+    rows.append((path, field.type.__name__, value, allowed, field.doc + resume))
   widths = [max(len(r[i]) for r in rows) for i in range(4)]
   return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows)
+
+
+def changed_on_resume(old, new) -> list[tuple[str, object, object]]:
+  """Returns (field, old value, new value) for each field outside RESUME_SAFE that differs between configs."""
+  before, after = {}, {}
+  _walk(_as_dict(old), "", before, [])
+  _walk(_as_dict(new), "", after, [])
+  norm = lambda v: tuple(v) if isinstance(v, (list, tuple)) else v
+  return [(p, before.get(p), after.get(p)) for p in FIELDS
+          if p not in RESUME_SAFE and norm(before.get(p)) != norm(after.get(p))]

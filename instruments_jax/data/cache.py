@@ -98,7 +98,10 @@ class FeatureCache:
     except Exception:  # missing, or an entry that does not parse (a disk error, a hand edit): recompute
       pass
     db = self.compute(dataset, i)
-    self._write(path, db)
+    try:
+      self._write(path, db)
+    except OSError as e:  # a full or read-only disk: the features are still right, just not kept
+      _warn_unwritable(path, e)
     return db
 
   def compute(self, dataset, i: int) -> np.ndarray:
@@ -168,7 +171,7 @@ class FeatureCache:
       pool = ThreadPoolExecutor(workers)
       results = pool.map(lambda i: _fill_one(self, dataset, i), todo)
     failed, t0, last = [], time.time(), time.time()
-    with pool:
+    try:
       for done, (i, why) in enumerate(results, start=1):
         if why:
           failed.append((i, why))
@@ -176,7 +179,28 @@ class FeatureCache:
           last = time.time()
           logging.getLogger("absl").info("feature cache %s: %d/%d clips of %s decoded (%.0f s)", self.directory,
                                          done, len(todo), dataset.name, last - t0)
+    except BaseException:  # a stop signal: drop the queued clips instead of decoding them all first
+      pool.shutdown(wait=False, cancel_futures=True)
+      raise
+    pool.shutdown()
     return failed
+
+  def missing(self, dataset, indices) -> list[int]:
+    """Returns the indices whose entry is not on disk (after a fill: those a write failed to keep)."""
+    return [int(i) for i in indices if not os.path.exists(self.path(dataset, int(i)))]
+
+
+_WARNED: list = []
+
+
+def _warn_unwritable(path: str, e: OSError) -> None:
+  """Warns once per process that the cache cannot be written, naming the entry and the reason."""
+  if not _WARNED:
+    _WARNED.append(path)
+    import logging
+
+    logging.getLogger("absl").warning("feature cache: cannot write %s (%s); features are computed without "
+                                      "keeping them", path, e.strerror or e)
 
 
 def _fill_one(feature_cache: FeatureCache, dataset, i: int) -> tuple[int, str]:
