@@ -39,7 +39,8 @@ def manager(workdir: str, keep: int):
   with _quiet_orbax():
     return ocp.CheckpointManager(
         os.path.abspath(os.path.join(workdir, DIRECTORY)),
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False))
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False,
+                                                 cleanup_tmp_directories=True))  # a killed write's leftovers
 
 
 def save(mgr, step: int, state, iterator) -> None:

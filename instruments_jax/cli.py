@@ -109,6 +109,8 @@ def clean_errors(*also: type[BaseException]):
   _quiet_unraisable()
   try:
     yield
+  except Stopped:  # first: a stop may have cut an import short, which user_errors() would trip on
+    raise
   except configs.ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(CONFIG_ERROR_STATUS)

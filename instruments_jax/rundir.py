@@ -111,6 +111,9 @@ def load_config(workdir: str):
 class MetricsLog:
   """Appends one JSON object per line to workdir/metrics.jsonl; on resume keeps lines up to the checkpoint.
 
+  What a run writes after its loop (the test split's metrics, wall_seconds) is dropped on
+  resume too: the resumed run writes it again.
+
   A line cut short (by a kill or a full disk) is dropped on resume; a write that finds the disk
   full takes its partial line back and raises checkpoint.DiskFull.
   """
@@ -129,7 +132,7 @@ class MetricsLog:
         except ValueError:
           cut += 1
           continue
-        if record.get("step", 0) <= keep_until_step:
+        if record.get("step", 0) <= keep_until_step and record.get("split") != "test" and "wall_seconds" not in record:
           kept.append(line.rstrip("\n") + "\n")
     if cut:
       logging.warning("%s: dropped %d line(s) cut short by an earlier stop", path, cut)

@@ -161,7 +161,10 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
 
   def evaluate(split, ds, idx):
     t0 = time.time()
-    predict_fn = lambda x: gather(s.predict(state["params"], state["model_state"], step.shard(x, s.mesh)))
+    def predict_fn(x):
+      cli.check_stop()  # after the loop a stop abandons the test evaluation, even one whose first raise was lost
+      return gather(s.predict(state["params"], state["model_state"], step.shard(x, s.mesh)))
+
     probs, _ = metrics.predict_clips(predict_fn, ds, idx, cfg, cache=feature_cache)
     m = metrics.classification_metrics(probs, ds.labels[idx], cfg.train.loss)
     logging.info("%s: loss %.4f  accuracy %.4f  roc_auc %.4f  (%d clips, %.0fs)", split, m["loss"],

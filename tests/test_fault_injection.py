@@ -1,0 +1,141 @@
+"""Fault injection: `smoke` runs SIGKILLed at 20 seeded moments, each followed by a rerun, end bitwise
+equal to uninterrupted runs (parameters, batch losses and evaluation metrics).
+
+Two chains of 10 kills, one per way the shipped configs feed data: the embedded synth set through
+grain worker processes (as `quick` and `baseline` train on it), and a folder of audio files through
+the on-disk feature cache (as they train on a user's folder). Kill moments are drawn from a seeded
+generator among: a time after the start (imports, data checks, cache fill, compilation), the middle
+of a training step, the middle of a checkpoint write (a temporary checkpoint directory exists),
+validation, and the test evaluation. Set FAULT_REPORT=FILE to write the moments tried and their
+outcomes as JSON (experiments/RESULTS.md records one).
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from instruments_jax import checkpoint
+
+pytestmark = pytest.mark.slow  # about 5 minutes a chain on 2 cores
+
+SEED = 20261127
+KILLS_PER_CHAIN = 10
+KINDS = ("time", "step", "checkpoint", "validation", "test")
+TIMING = ("samples_per_s", "wall_seconds")  # the only fields of metrics.jsonl allowed to differ
+
+
+def _args(workdir, data_args):
+  return [sys.executable, "-m", "instruments_jax.train", "--config=smoke", f"--workdir={workdir}",
+          "--config.train.epochs=2", "--config.train.checkpoint_every_steps=3", *data_args]
+
+
+class _Run:
+  """A training process whose output lines are collected by a thread, with the time each arrived."""
+
+  def __init__(self, cmd):
+    self.t0 = time.time()
+    self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    self.lines = []
+    self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
+    self.reader.start()
+
+  def finish(self, timeout=900):
+    self.proc.wait(timeout=timeout)
+    self.reader.join(timeout=60)
+    return "".join(self.lines)
+
+
+def _kill_at(run: _Run, kind: str, rng: np.random.Generator, workdir, steps_per_epoch: int, total: int) -> str:
+  """SIGKILLs `run` at a moment of `kind`; returns what happened (the moment, or that the run ended first)."""
+  epoch_end = re.compile(r"step (%s)/%d " % ("|".join(str(e) for e in range(steps_per_epoch, total + 1,
+                                                                           steps_per_epoch)), total))
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  delay = float(rng.uniform(0.0, 1.0))
+  at_time = float(rng.uniform(0.5, 15.0))
+  seen = len(run.lines)
+  fire_at, moment = None, None
+  while run.proc.poll() is None:
+    now = time.time()
+    new = run.lines[seen:]
+    seen += len(new)
+    if fire_at is None:
+      if kind == "time" and now - run.t0 >= at_time:
+        fire_at, moment = now, f"{at_time:.1f}s after the start"
+      elif kind == "step" and any(re.search(r"step \d+/\d+ ", l) for l in new):
+        fire_at, moment = now + delay * 0.3, "mid-step"
+      elif kind == "validation" and any(epoch_end.search(l) for l in new):
+        fire_at, moment = now + delay, "during validation"
+      elif kind == "test" and any("validation: loss" in l for l in new) and any(
+          f"step {total}/{total} " in l for l in run.lines):
+        fire_at, moment = now + 0.1 + 0.8 * delay, "during the test evaluation"
+      elif kind == "checkpoint" and os.path.isdir(ckpt_dir) and any(
+          "orbax-checkpoint-tmp" in n for n in os.listdir(ckpt_dir)):
+        fire_at, moment = now, "during a checkpoint write"
+    if fire_at is not None and now >= fire_at:
+      lines = "".join(run.lines)
+      run.proc.send_signal(signal.SIGKILL)
+      run.finish()
+      last = re.findall(r"step (\d+)/\d+ ", lines)
+      return f"killed {moment} (last logged step {last[-1] if last else 'none'})"
+    time.sleep(0.002)
+  out = run.finish()
+  assert run.proc.returncode == 0, out[-3000:]
+  return f"{kind}: the run ended before that moment came"
+
+
+def _metrics(workdir):
+  records = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  return [{k: v for k, v in r.items() if k not in TIMING} for r in records if set(r) - set(TIMING) - {"step"}]
+
+
+def _params(workdir):
+  _, saved = checkpoint.restore_weights(str(workdir))
+  return saved["params"] + saved["model_state"]
+
+
+def _chain(tmp_path, name, data_args, rng):
+  straight_dir, killed_dir = tmp_path / f"{name}_straight", tmp_path / f"{name}_killed"
+  straight = _Run(_args(straight_dir, data_args(f"{name}_straight")))
+  out = straight.finish()
+  assert straight.proc.returncode == 0, out[-3000:]
+  epochs, steps_per_epoch = map(int, re.search(r"training (\d+) epochs x (\d+) steps", out).groups())
+
+  tried = []
+  for k in range(KILLS_PER_CHAIN):
+    kind = KINDS[int(rng.integers(len(KINDS)))] if k >= len(KINDS) else KINDS[k]  # every kind at least once
+    run = _Run(_args(killed_dir, data_args(f"{name}_killed")))
+    outcome = _kill_at(run, kind, rng, killed_dir, steps_per_epoch, epochs * steps_per_epoch)
+    tried.append({"chain": name, "kill": k + 1, "kind": kind, "outcome": outcome})
+  final = _Run(_args(killed_dir, data_args(f"{name}_killed")))
+  out = final.finish()
+  assert final.proc.returncode == 0 and "Traceback" not in out, out[-3000:]
+
+  assert _metrics(killed_dir) == _metrics(straight_dir)
+  for a, b in zip(_params(straight_dir), _params(killed_dir), strict=True):
+    np.testing.assert_array_equal(a, b)
+  leftovers = [n for n in os.listdir(killed_dir / "checkpoints") if not n.isdigit()]
+  assert not leftovers, leftovers  # killed writes leave nothing behind once a run saves again
+  assert not (killed_dir / "damaged_checkpoints").exists()  # a kill never leaves a half-written checkpoint
+  return tried
+
+
+def test_twenty_sigkills_at_seeded_moments_end_bitwise_equal_to_uninterrupted_runs(tmp_path, kaggle_dir):
+  rng = np.random.default_rng(SEED)
+  tried = _chain(tmp_path, "synth_grain_workers", lambda _: ["--config.data.num_workers=2"], rng)
+  tried += _chain(tmp_path, "files_feature_cache",
+                  lambda run: [f"--config.data.path={kaggle_dir}", "--config.data.data_sample=1.0",
+                               f"--config.data.cache_dir={tmp_path / ('cache_' + run)}"], rng)
+  for t in tried:
+    print(f"{t['chain']:>20} kill {t['kill']:>2} ({t['kind']}): {t['outcome']}")
+  if os.environ.get("FAULT_REPORT"):
+    with open(os.environ["FAULT_REPORT"], "w") as f:
+      json.dump(tried, f, indent=1)
+  assert sum(t["outcome"].startswith("killed") for t in tried) >= 16, tried  # nearly every moment came
