@@ -78,8 +78,14 @@ def _no_space(e: BaseException | None) -> bool:
   while e is not None:
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
       return True
+    if any(m in str(e) for m in _NO_SPACE_MESSAGES):  # tensorstore reports errno 28 inside a ValueError
+      return True
     e = e.__cause__ or e.__context__
   return False
+
+
+_NO_SPACE_MESSAGES = ("No space left on device", "Disk quota exceeded", "Read-only file system",
+                      "os_error_code='28'")
 
 
 class DiskFull(OSError):

@@ -224,7 +224,7 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
           raise FloatingPointError(f"the parameters after step {i} are not finite; stopping with the checkpoint "
                                    f"of step {manager.latest_step()} kept")
         checkpoint.save(manager, i, state, batches)
-      if stopping:
+      if stopping or (saving and preemption.requested):  # a stop that came while saving: saved already
         name = signal.Signals(preemption.signum).name
         logging.warning("%s: saved the checkpoint of step %d; re-run the same command to resume", name, i)
         return {"preempted_at_step": i, "signal": preemption.signum}

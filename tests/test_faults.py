@@ -19,6 +19,7 @@ from instruments_jax import checkpoint, configs, rundir
 from instruments_jax.configs import get_config
 
 TRAIN = [sys.executable, "-m", "instruments_jax.train", "--config=smoke"]
+UNBUFFERED = {**os.environ, "PYTHONUNBUFFERED": "1"}  # each log line reaches the test when it is written
 
 
 def _cli(*args, timeout=600):
@@ -43,7 +44,8 @@ def _fake_run(workdir, cfg=None):
 
 def _signal_when(args, pattern, sig, delay=0.0, timeout=600):
   """Starts train with `args`, sends `sig` `delay` s after a line matching `pattern`; returns (status, output)."""
-  proc = subprocess.Popen([*TRAIN, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  proc = subprocess.Popen([*TRAIN, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env=UNBUFFERED)
   lines, deadline = [], time.time() + timeout
   for line in proc.stdout:
     lines.append(line)
@@ -310,6 +312,13 @@ def _catches(pid, sig):
 
 
 @pytest.mark.slow
+def test_a_stop_during_the_last_checkpoint_write_stops_after_it(tmp_path):
+  code, out = _signal_when([f"--workdir={tmp_path}"], r"validation: loss", signal.SIGTERM, delay=0.1)
+  assert code == 0 and "Traceback" not in out, out[-3000:]
+  assert "SIGTERM: saved the checkpoint of step 10" in out and "test: accuracy" not in out
+
+
+@pytest.mark.slow
 def test_sigint_in_the_loop_checkpoints_and_exits_130(tmp_path):
   code, out = _signal_when([f"--workdir={tmp_path}"], r"step 2/10", signal.SIGINT)
   assert code == 130 and "Traceback" not in out, out[-3000:]
@@ -330,7 +339,8 @@ def test_a_stop_during_validation_finishes_it_checkpoints_and_resumes(tmp_path):
 
 @pytest.mark.slow
 def test_a_stop_during_the_test_evaluation_keeps_the_finished_training(tmp_path):
-  code, out = _signal_when([f"--workdir={tmp_path}"], r"validation: loss", signal.SIGTERM, delay=1.0)
+  # after validation comes the last checkpoint (about 1 s), then the test evaluation (about 8 s)
+  code, out = _signal_when([f"--workdir={tmp_path}"], r"validation: loss", signal.SIGTERM, delay=3.0)
   assert code == 0 and "Traceback" not in out, out[-3000:]
   assert "SIGTERM: stopped; training is complete (checkpoint 10 holds the final state)" in out
   out = _clean(subprocess.run([*TRAIN, f"--workdir={tmp_path}"], capture_output=True, text=True, timeout=900), 0)

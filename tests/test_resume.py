@@ -43,27 +43,24 @@ def _train_steps(workdir):
   return [l for l in open(os.path.join(workdir, "metrics.jsonl")) if '"train_loss"' in l]
 
 
-def _sigkill_and_rerun_matches_a_straight_run(tmp_path, *extra, kill_after_step=6, per_run=lambda name: ()):
-  """Trains straight; trains again, SIGKILLs it mid-step after checkpoint `kill_after_step`, reruns it; compares.
-
-  `extra` goes to every run; `per_run(name)` adds arguments for the run named "straight" or "killed".
-  """
+def _sigkill_and_rerun_matches_a_straight_run(tmp_path, kill_after_step=6):
+  """Trains straight; trains again, SIGKILLs it mid-step after checkpoint `kill_after_step`, reruns it; compares."""
   straight_dir, killed_dir = tmp_path / "straight", tmp_path / "killed"
-  straight = _train(straight_dir, *extra, *per_run("straight"))
+  straight = _train(straight_dir)
   out = straight.communicate(timeout=600)[0]
   assert straight.returncode == 0, out[-3000:]
   epochs, steps = re.search(r"training (\d+) epochs x (\d+) steps", out).groups()
   total = int(epochs) * int(steps)
   assert kill_after_step < total, (kill_after_step, total)
 
-  killed = _train(killed_dir, *extra, *per_run("killed"))
+  killed = _train(killed_dir)
   _wait_for_checkpoint(killed_dir, kill_after_step, killed)
   time.sleep(0.5)  # die somewhere after that checkpoint, mid-step
   killed.send_signal(signal.SIGKILL)
   assert killed.wait() == -signal.SIGKILL, "the run ended before it was killed"
   saved = max(int(n) for n in os.listdir(killed_dir / "checkpoints") if n.isdigit())
   assert saved < total, f"killed after the last checkpoint ({saved} of {total} steps): nothing left to resume"
-  resumed = _train(killed_dir, *extra, *per_run("killed"))
+  resumed = _train(killed_dir)
   out = resumed.communicate(timeout=600)[0]
   assert resumed.returncode == 0, out[-3000:]
   assert "resuming from the checkpoint of step" in out
@@ -74,20 +71,8 @@ def _sigkill_and_rerun_matches_a_straight_run(tmp_path, *extra, kill_after_step=
 
 
 def test_sigkill_then_rerun_ends_bitwise_equal_to_an_uninterrupted_run(tmp_path):
+  # With grain worker processes and with the feature cache: tests/test_fault_injection.py, 20 kills.
   _sigkill_and_rerun_matches_a_straight_run(tmp_path)
-
-
-def test_sigkill_then_rerun_with_grain_worker_processes_ends_bitwise_equal(tmp_path):
-  _sigkill_and_rerun_matches_a_straight_run(tmp_path, "--config.data.num_workers=2")
-
-
-def test_sigkill_then_rerun_from_the_feature_cache_ends_bitwise_equal(tmp_path, kaggle_dir):
-  # 24 clips on disk: 20 train after the k-fold split, 5 steps of batch 4 per epoch, 10 in all.
-  # Each run fills a cache of its own; the rerun reads what the killed run wrote.
-  _sigkill_and_rerun_matches_a_straight_run(
-      tmp_path, f"--config.data.path={kaggle_dir}", "--config.data.data_sample=1.0",
-      per_run=lambda name: (f"--config.data.cache_dir={tmp_path / ('cache_' + name)}",))
-  assert os.listdir(tmp_path / "cache_killed") and os.listdir(tmp_path / "cache_straight")
 
 
 def test_sigterm_writes_a_checkpoint_and_exits_0(tmp_path):
