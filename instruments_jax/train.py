@@ -46,14 +46,23 @@ def itstime(step_: int, every: int, last: int | None = None) -> bool:
 def load_data(cfg, feature_cache=None):
   """Returns (train dataset, train indices, validation indices, test dataset or None, feature cache or None).
 
-  With a FeatureCache, every clip in use is decoded into it first (in threads), so files
-  that fail to decode stop the run here, before training, or with data.skip_bad_files are
-  left out and listed in the dataset's `skipped`. A cache that cannot be written (a full or
+  Every file in use is decoded in full first (in threads), into the FeatureCache when there
+  is one, so files that fail to decode stop the run here, before training, or with
+  data.skip_bad_files are left out and listed in the dataset's `skipped`. (Opening a dataset
+  reads headers only; the embedded synth set cannot fail.) A cache that cannot be written (a full or
   read-only disk) is dropped with a warning: the run goes on without one.
   """
   d = cfg.data
   train_ds, train_idx, val_idx = sources.train_validation(d)
   test_ds = sources.open_split(d, "test")
+  if feature_cache is None and train_ds.clips[0].path is not None:  # files, read later in windows: try each now
+    t0 = time.time()
+    check = lambda ds, idx: ds_failures(sources.decode_all(ds, idx, d.num_workers), ds, d)
+    bad = check(train_ds, np.concatenate([train_idx, val_idx]))
+    train_idx, val_idx = (np.setdiff1d(idx, bad, assume_unique=True) for idx in (train_idx, val_idx))
+    if test_ds is not None:
+      test_ds = sources.without(test_ds, check(test_ds, np.arange(len(test_ds))))
+    logging.info("decoded every clip in full in %.0fs (no feature cache)", time.time() - t0)
   if feature_cache is not None:
     t0 = time.time()
     bad = _fill(feature_cache, train_ds, np.concatenate([train_idx, val_idx]), d)
@@ -73,7 +82,12 @@ def load_data(cfg, feature_cache=None):
 
 def _fill(feature_cache, ds, indices, data_cfg) -> list[int]:
   """Fills the cache for `indices`; returns the indices that failed (raising unless skip_bad_files)."""
-  failed = sorted(feature_cache.fill(ds, indices, data_cfg.num_workers))
+  return ds_failures(feature_cache.fill(ds, indices, data_cfg.num_workers), ds, data_cfg)
+
+
+def ds_failures(failed, ds, data_cfg) -> list[int]:
+  """Raises on the first of `failed` [(index, reason)] unless skip_bad_files; else lists them and returns the indices."""
+  failed = sorted(failed)
   if failed and not data_cfg.skip_bad_files:
     raise sources.DataError(f"{failed[0][1]} ({len(failed)} file(s) fail to decode); run with "
                             f"--config.data.skip_bad_files=true to continue without them")
@@ -176,13 +190,17 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
     return (f"the checkpoint of step {latest} is kept: free space and re-run the same command to resume from it"
             if latest is not None else "no checkpoint was written yet: free space and re-run the same command")
 
+  def kept_checkpoint():
+    latest = manager.latest_step()
+    return "no checkpoint written (none was due yet)" if latest is None else f"the checkpoint of step {latest} kept"
+
   def stop_if_diverged(values, at):
     """Raises at the first non-finite loss of `values`, the losses of the steps up to `at`."""
     bad = np.flatnonzero(~np.isfinite(values))
     if len(bad):  # never overwrite the last good checkpoint with a diverged state
       first = at - len(values) + 1 + int(bad[0])
       raise FloatingPointError(f"loss is {values[bad[0]]} at step {first}, the first non-finite one; stopping "
-                               f"with the checkpoint of step {manager.latest_step()} kept")
+                               f"with {kept_checkpoint()}")
 
   results, losses = {}, []
   cli.check_stop()
@@ -221,8 +239,8 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
 
       if saving:
         if not bool(all_finite((state["params"], state["model_state"]))):  # a finite loss, then a diverged update
-          raise FloatingPointError(f"the parameters after step {i} are not finite; stopping with the checkpoint "
-                                   f"of step {manager.latest_step()} kept")
+          raise FloatingPointError(f"the parameters after step {i} are not finite; stopping with "
+                                   f"{kept_checkpoint()}")
         checkpoint.save(manager, i, state, batches)
       if stopping or (saving and preemption.requested):  # a stop that came while saving: saved already
         name = signal.Signals(preemption.signum).name

@@ -42,14 +42,20 @@ def _fake_run(workdir, cfg=None):
     f.write(cfg.to_json_best_effort(indent=2))
 
 
-def _signal_when(args, pattern, sig, delay=0.0, timeout=600):
-  """Starts train with `args`, sends `sig` `delay` s after a line matching `pattern`; returns (status, output)."""
+def _signal_when(args, pattern, sig, delay=0.0, timeout=600, ready=lambda: True):
+  """Starts train with `args`; after a line matching `pattern` and then `ready()`, waits `delay` s and sends `sig`.
+
+  Returns (exit status, output).
+  """
   proc = subprocess.Popen([*TRAIN, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           env=UNBUFFERED)
   lines, deadline = [], time.time() + timeout
   for line in proc.stdout:
     lines.append(line)
     if re.search(pattern, line):
+      while not ready():
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.01)
       time.sleep(delay)
       proc.send_signal(sig)
       break
@@ -339,9 +345,76 @@ def test_a_stop_during_validation_finishes_it_checkpoints_and_resumes(tmp_path):
 
 @pytest.mark.slow
 def test_a_stop_during_the_test_evaluation_keeps_the_finished_training(tmp_path):
-  # after validation comes the last checkpoint (about 1 s), then the test evaluation (about 8 s)
-  code, out = _signal_when([f"--workdir={tmp_path}"], r"validation: loss", signal.SIGTERM, delay=3.0)
+  # after validation comes the last checkpoint, then the test evaluation (about 8 s)
+  code, out = _signal_when([f"--workdir={tmp_path}"], r"validation: loss", signal.SIGTERM, delay=0.5,
+                           ready=lambda: (tmp_path / "checkpoints" / "10").is_dir())
   assert code == 0 and "Traceback" not in out, out[-3000:]
   assert "SIGTERM: stopped; training is complete (checkpoint 10 holds the final state)" in out
   out = _clean(subprocess.run([*TRAIN, f"--workdir={tmp_path}"], capture_output=True, text=True, timeout=900), 0)
   assert "resuming from the checkpoint of step 10" in out and "test: accuracy" in out
+
+
+# --- a file that fails only when decoded in full ---
+
+
+@pytest.fixture(scope="module")
+def lost_sync_dir(tmp_path_factory, kaggle_dir):
+  """The kaggle fixture plus a FLAC whose middle is garbage: its header and its first and last windows read."""
+  import soundfile
+
+  root = tmp_path_factory.mktemp("lost_sync")
+  shutil.copytree(kaggle_dir, root, dirs_exist_ok=True)
+  path = root / "Train_submission" / "Train_submission" / "damaged.flac"
+  soundfile.write(path, (0.5 * np.sin(np.arange(4 * 22050) / 10)).astype(np.float32), 22050)
+  data = bytearray(path.read_bytes())
+  data[len(data) // 2:len(data) // 2 + 4000] = np.random.default_rng(0).integers(0, 256, 4000, np.uint8).tobytes()
+  path.write_bytes(bytes(data))
+  with open(root / "Metadata_Train.csv", "a") as f:
+    f.write("damaged.flac,Sound_Drum\n")
+  rows = (root / "Metadata_Train.csv").read_text().splitlines()
+  return root, len(rows)  # the damaged clip's row number
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cache", ["none", "folder"])
+def test_a_file_failing_past_its_header_stops_before_training_naming_its_row(lost_sync_dir, tmp_path, cache):
+  root, row = lost_sync_dir
+  cache_dir = "none" if cache == "none" else str(tmp_path / "cache")
+  p = subprocess.run([*TRAIN, f"--workdir={tmp_path / 'run'}", f"--config.data.path={root}",
+                      "--config.data.data_sample=1.0", f"--config.data.cache_dir={cache_dir}"],
+                     capture_output=True, text=True, timeout=900)
+  out = _clean(p, 1)
+  (error,) = [l for l in out.splitlines() if l.startswith("error:")]
+  assert f"Metadata_Train.csv row {row} ('damaged.flac'): cannot decode" in error and "lost sync" in error
+  assert "skip_bad_files=true" in error and "training 1 epochs" not in out
+  assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_a_file_failing_past_its_header_is_skipped_and_listed_on_request(lost_sync_dir, tmp_path):
+  root, row = lost_sync_dir
+  p = subprocess.run([*TRAIN, f"--workdir={tmp_path}", f"--config.data.path={root}", "--config.data.data_sample=1.0",
+                      "--config.data.cache_dir=none", "--config.data.skip_bad_files=true"],
+                     capture_output=True, text=True, timeout=900)
+  out = _clean(p, 0)
+  assert "skipped 1 bad file(s)" in out
+  (listed,) = (tmp_path / "skipped_files.txt").read_text().splitlines()
+  assert listed.startswith("damaged.flac\t") and f"row {row}" in listed
+
+
+# --- item 6: the divergence guard, through the CLI ---
+
+
+@pytest.mark.slow
+def test_a_diverging_run_stops_in_one_line_and_keeps_a_finite_checkpoint(tmp_path):
+  p = subprocess.run([*TRAIN, f"--workdir={tmp_path}", "--config.train.learning_rate=1e30",
+                      "--config.train.checkpoint_every_steps=1"], capture_output=True, text=True, timeout=900)
+  out = _clean(p, 1)
+  (error,) = [l for l in out.splitlines() if l.startswith("error:")]
+  m = re.search(r"(loss is \S+ at step (\d+), the first non-finite one|the parameters after step (\d+) are not "
+                r"finite); stopping with the checkpoint of step (\d+) kept", error)
+  assert m, error
+  bad_step, kept = int(m.group(2) or m.group(3)), int(m.group(4))
+  assert kept == bad_step - 1
+  step, saved = checkpoint.restore_weights(str(tmp_path))
+  assert step == kept and all(np.isfinite(a).all() for a in saved["params"] + saved["model_state"])

@@ -46,6 +46,7 @@ class Clip:
   sample_rate: int
   channels: int
   path: str | None = None  # None for synth clips
+  row: str = ""  # where a CSV named it ("Metadata_Train.csv row 5 ('a.wav')"); "" for class folders and synth
 
 
 @dataclasses.dataclass
@@ -73,7 +74,10 @@ class Dataset:
     if c.path is None:
       spec = synth.clip_spec(self.synth_seed, self.synth_split, i)
       return audio.to_mono(synth.render(spec, start, duration), spec.sample_rate, sample_rate, n)
-    return audio.load_window(c.path, start, duration, sample_rate)
+    try:
+      return audio.load_window(c.path, start, duration, sample_rate)
+    except DataError as e:  # a file can fail past its header (in a later window): name its CSV row too
+      raise DataError(f"{c.row}: {e}" if c.row else str(e)) from None
 
 
 def synth_dataset(seed: int, split: str) -> Dataset:
@@ -204,7 +208,7 @@ def _probe(name, found, skip_bad_files) -> Dataset:
         duration, sr, ch = audio.check(full)
       except DataError as e:
         raise DataError(str(e) if where == full else f"{where}: {e}") from None
-      clips.append(Clip(rel, label, duration, sr, ch, full))
+      clips.append(Clip(rel, label, duration, sr, ch, full, "" if where == full else where))
     except DataError as e:
       if not skip_bad_files:
         raise DataError(f"{e}; run with --config.data.skip_bad_files=true to continue without it") from None
@@ -216,6 +220,31 @@ def _probe(name, found, skip_bad_files) -> Dataset:
       raise DataError(f"{name}: all {len(skipped)} file(s) are bad (skip_bad_files left no clip); the first: "
                       f"{skipped[0][1]}")
   return Dataset(name, clips, skipped)
+
+
+def decode_all(ds: Dataset, indices, workers: int = 1) -> list[tuple[int, str]]:
+  """Decodes clips `indices` of a dataset of files in full (threads); returns (index, reason) of each that fails.
+
+  Opening a file reads its header only; a file damaged further in fails only here.
+  """
+  from concurrent.futures import ThreadPoolExecutor
+
+  def one(i):
+    c = ds.clips[i]
+    try:
+      ds.load(i, 0.0, c.duration, c.sample_rate)
+      return i, ""
+    except DataError as e:
+      return i, str(e)
+
+  pool = ThreadPoolExecutor(max(1, workers))
+  try:
+    results = list(pool.map(one, [int(i) for i in indices]))
+  except BaseException:  # a stop signal: drop the queued clips
+    pool.shutdown(wait=False, cancel_futures=True)
+    raise
+  pool.shutdown()
+  return [(i, why) for i, why in results if why]
 
 
 def kfold_split(labels: np.ndarray, num_folds: int, fold: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
