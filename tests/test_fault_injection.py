@@ -83,14 +83,50 @@ def _kill_at(run: _Run, kind: str, rng: np.random.Generator, workdir, steps_per_
         fire_at, moment = now, "during a checkpoint write"
     if fire_at is not None and now >= fire_at:
       lines = "".join(run.lines)
+      children = _descendants(run.proc.pid)  # grain workers, the cache fill's processes, their resource tracker
       run.proc.send_signal(signal.SIGKILL)
       run.finish()
+      _assert_gone(children)
       last = re.findall(r"step (\d+)/\d+ ", lines)
       return f"killed {moment} (last logged step {last[-1] if last else 'none'})"
     time.sleep(0.002)
   out = run.finish()
   assert run.proc.returncode == 0, out[-3000:]
   return f"{kind}: the run ended before that moment came"
+
+
+def _descendants(pid: int) -> list[int]:
+  """Returns the pids of every process below `pid` (Linux /proc)."""
+  out, todo = [], [pid]
+  while todo:
+    p = todo.pop()
+    try:
+      for task in os.listdir(f"/proc/{p}/task"):
+        with open(f"/proc/{p}/task/{task}/children") as f:
+          kids = [int(k) for k in f.read().split()]
+        out += kids
+        todo += kids
+    except FileNotFoundError:  # it ended meanwhile
+      pass
+  return out
+
+
+def _assert_gone(pids, timeout=20.0):
+  """Asserts that every process of `pids` ends (a killed run's workers must not outlive it)."""
+  deadline = time.time() + timeout
+  alive = list(pids)
+  while alive and time.time() < deadline:
+    alive = [p for p in alive if _alive(p)]
+    time.sleep(0.05)
+  assert not alive, f"processes of the killed run still alive: {alive}"
+
+
+def _alive(pid: int) -> bool:
+  try:
+    with open(f"/proc/{pid}/status") as f:
+      return "State:\tZ" not in f.read()  # a zombie has ended; only its parent's wait is missing
+  except FileNotFoundError:
+    return False
 
 
 def _metrics(workdir):

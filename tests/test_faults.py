@@ -180,8 +180,8 @@ DAMAGE = ["truncated arrays", "damaged metadata", "missing state"]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", DAMAGE)
-@pytest.mark.parametrize("command", ["predict", "evaluate", "export"])
+@pytest.mark.parametrize("command,how", [("predict", how) for how in DAMAGE] + [("evaluate", DAMAGE[0]),
+                                                                               ("export", DAMAGE[1])])
 def test_inference_on_a_damaged_checkpoint_fails_in_one_line(three_checkpoints, tmp_path, how, command):
   import soundfile
 
@@ -418,3 +418,12 @@ def test_a_diverging_run_stops_in_one_line_and_keeps_a_finite_checkpoint(tmp_pat
   assert kept == bad_step - 1
   step, saved = checkpoint.restore_weights(str(tmp_path))
   assert step == kept and all(np.isfinite(a).all() for a in saved["params"] + saved["model_state"])
+
+
+@pytest.mark.slow
+def test_load_classifier_names_a_damaged_checkpoint(three_checkpoints, tmp_path):
+  import instruments_jax
+
+  run = _damaged_copy(three_checkpoints, tmp_path, "damaged metadata")
+  with pytest.raises(checkpoint.RunDirError, match=r"checkpoint \S+/checkpoints/10 is damaged \(.+\); re-run train"):
+    instruments_jax.load_classifier(str(run))

@@ -28,6 +28,7 @@ import tempfile
 import numpy as np
 
 from instruments_jax.data import features
+from instruments_jax.data import workers
 from instruments_jax.data.audio import DataError
 
 CACHE_VERSION = 2  # 2: [mel_bins, frames] layout
@@ -216,6 +217,7 @@ _WORKER: dict = {}  # a fill process's cache and dataset, sent once when it star
 
 
 def _worker_init(feature_cache: FeatureCache, dataset) -> None:
+  workers.die_with_parent()
   _WORKER.update(cache=feature_cache, dataset=dataset)
 
 

@@ -18,7 +18,7 @@ import math
 import grain
 import numpy as np
 
-from instruments_jax.data import augment, features
+from instruments_jax.data import augment, features, workers
 from instruments_jax.data.audio import DataError
 from instruments_jax.data.sources import Dataset
 
@@ -209,5 +209,6 @@ def worker_iter(ds: grain.MapDataset, num_workers: int) -> grain.IterDataset:
 
     if not flags.FLAGS.is_parsed():  # grain's workers read absl flags; libraries and tests never parse them
       flags.FLAGS.mark_as_parsed()
-    it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers, per_worker_buffer_size=2))
+    it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers, per_worker_buffer_size=2),
+                        worker_init_fn=workers.die_with_parent)
   return it
