@@ -99,8 +99,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
   """Returns the exceptions that mean bad input rather than a bug: shown as one `error:` line."""
   from instruments_jax.model import WeightsUnavailable
 
-  return (DataError, FileNotFoundError, checkpoint.WorkdirBusy, checkpoint.RunDirError, checkpoint.DiskFull,
-          WeightsUnavailable)
+  return (DataError, FileNotFoundError, PermissionError, checkpoint.WorkdirBusy, checkpoint.RunDirError,
+          checkpoint.DiskFull, WeightsUnavailable)
 
 
 @contextlib.contextmanager
