@@ -427,3 +427,17 @@ def test_load_classifier_names_a_damaged_checkpoint(three_checkpoints, tmp_path)
   run = _damaged_copy(three_checkpoints, tmp_path, "damaged metadata")
   with pytest.raises(checkpoint.RunDirError, match=r"checkpoint \S+/checkpoints/10 is damaged \(.+\); re-run train"):
     instruments_jax.load_classifier(str(run))
+
+
+@pytest.mark.slow
+def test_restart_through_the_cli_starts_over_beside_the_old_run(tmp_path):
+  workdir = tmp_path / "run"
+  _fake_run(workdir)
+  p = subprocess.run([*TRAIN, f"--workdir={workdir}", "--config.train.batch_size=8", "--config.train.restart=true"],
+                     capture_output=True, text=True, timeout=900)
+  out = _clean(p, 0)
+  (aside,) = [d for d in tmp_path.iterdir() if d.name.startswith("run.before-restart-")]
+  assert f"train.restart: moved the run that was in {workdir} to {aside}; starting over" in out
+  assert sorted(os.listdir(aside)) == ["checkpoints", "config.json"]  # the old run, whole
+  assert "test: accuracy" in out and "resuming" not in out
+  assert json.loads((workdir / "config.json").read_text())["train"]["batch_size"] == 8
