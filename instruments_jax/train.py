@@ -55,38 +55,34 @@ def load_data(cfg, feature_cache=None):
   d = cfg.data
   train_ds, train_idx, val_idx = sources.train_validation(d)
   test_ds = sources.open_split(d, "test")
-  if feature_cache is None and train_ds.clips[0].path is not None:  # files, read later in windows: try each now
-    t0 = time.time()
-    check = lambda ds, idx: ds_failures(sources.decode_all(ds, idx, d.num_workers), ds, d)
-    bad = check(train_ds, np.concatenate([train_idx, val_idx]))
-    train_idx, val_idx = (np.setdiff1d(idx, bad, assume_unique=True) for idx in (train_idx, val_idx))
-    if test_ds is not None:
-      test_ds = sources.without(test_ds, check(test_ds, np.arange(len(test_ds))))
-    logging.info("decoded every clip in full in %.0fs (no feature cache)", time.time() - t0)
   if feature_cache is not None:
-    t0 = time.time()
-    bad = _fill(feature_cache, train_ds, np.concatenate([train_idx, val_idx]), d)
-    train_idx, val_idx = (np.setdiff1d(idx, bad, assume_unique=True) for idx in (train_idx, val_idx))
-    if test_ds is not None:
-      test_ds = sources.without(test_ds, _fill(feature_cache, test_ds, np.arange(len(test_ds)), d))
-    unkept = len(feature_cache.missing(train_ds, np.concatenate([train_idx, val_idx])))
-    unkept += len(feature_cache.missing(test_ds, np.arange(len(test_ds)))) if test_ds is not None else 0
-    if unkept:
-      logging.warning("feature cache %s could not keep %d clip(s) (see the warning above); training without the "
-                      "cache", feature_cache.directory, unkept)
-      feature_cache = None
-    else:
-      logging.info("feature cache %s ready in %.0fs", feature_cache.directory, time.time() - t0)
+    decode = feature_cache.fill
+  elif train_ds.clips[0].path is not None:  # files, read later in windows: try each in full now
+    decode = sources.decode_all
+  else:
+    return train_ds, train_idx, val_idx, test_ds, None
+  t0 = time.time()
+  splits = [(train_ds, np.concatenate([train_idx, val_idx]))]
+  if test_ds is not None:
+    splits.append((test_ds, np.arange(len(test_ds))))
+  bad = [_failures(decode(ds, idx, d.num_workers), ds, d) for ds, idx in splits]
+  train_idx, val_idx = (np.setdiff1d(idx, bad[0], assume_unique=True) for idx in (train_idx, val_idx))
+  if test_ds is not None:
+    test_ds = sources.without(test_ds, bad[1])
+  if feature_cache is None:
+    logging.info("decoded every clip in full in %.0fs (no feature cache)", time.time() - t0)
+    return train_ds, train_idx, val_idx, test_ds, None
+  unkept = sum(len(feature_cache.missing(ds, np.setdiff1d(idx, b))) for (ds, idx), b in zip(splits, bad))
+  if unkept:
+    logging.warning("feature cache %s could not keep %d clip(s) (see the warning above); training without the "
+                    "cache", feature_cache.directory, unkept)
+    return train_ds, train_idx, val_idx, test_ds, None
+  logging.info("feature cache %s ready in %.0fs", feature_cache.directory, time.time() - t0)
   return train_ds, train_idx, val_idx, test_ds, feature_cache
 
 
-def _fill(feature_cache, ds, indices, data_cfg) -> list[int]:
-  """Fills the cache for `indices`; returns the indices that failed (raising unless skip_bad_files)."""
-  return ds_failures(feature_cache.fill(ds, indices, data_cfg.num_workers), ds, data_cfg)
-
-
-def ds_failures(failed, ds, data_cfg) -> list[int]:
-  """Raises on the first of `failed` [(index, reason)] unless skip_bad_files; else lists them and returns the indices."""
+def _failures(failed, ds, data_cfg) -> list[int]:
+  """Raises on the first of `failed` [(index, reason)] unless skip_bad_files; else lists them, returns the indices."""
   failed = sorted(failed)
   if failed and not data_cfg.skip_bad_files:
     raise sources.DataError(f"{failed[0][1]} ({len(failed)} file(s) fail to decode); run with "

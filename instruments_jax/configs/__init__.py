@@ -7,7 +7,8 @@ from instruments_jax.configs.schema import (FIELDS, RESUME_SAFE, ConfigError, ch
 
 NAMES = ("baseline", "quick", "strong", "smoke")
 
-__all__ = ["FIELDS", "NAMES", "RESUME_SAFE", "ConfigError", "changed_on_resume", "describe", "get_config", "suggest", "validate"]
+__all__ = ["FIELDS", "NAMES", "RESUME_SAFE", "ConfigError", "changed_on_resume", "describe", "get_config", "suggest",
+           "validate"]
 
 
 def get_config(name: str):
