@@ -1,4 +1,7 @@
 import csv
+import hashlib
+import io
+import struct
 import subprocess
 import sys
 from collections import Counter
@@ -7,6 +10,27 @@ import numpy as np
 import pytest
 
 from instruments_jax.data import sources, synth
+
+NEW_FAMILIES = ("flute", "trumpet", "cello", "organ")
+# sha256 of the default label set's output for seed 0 (see _fingerprint), recorded before the
+# families beyond the recipe's four were added: the four-class data must never change.
+DEFAULT_FINGERPRINT = "d8d399eb7ad10f9b00d5dab7c8568734e4f500c42ecf4a6733c1f322e1770bdb"
+
+
+def _fingerprint(seed=0, n_train=200, **kw):
+  """Hashes the labels of every split and the specs of the first n_train train clips and all test and unseen ones."""
+  h = hashlib.sha256()
+  for split, n in (("train", n_train), ("test", None), ("unseen", None)):
+    labels = synth.split_labels(seed, split, **kw)
+    h.update(repr((split, labels)).encode())
+    for i in range(len(labels) if n is None else n):
+      s = synth.clip_spec(seed, split, i, **kw)
+      # Floats rounded, so that a last-bit difference of a platform's libm does not count.
+      h.update(repr((s.label, s.program, s.is_drum, s.style, round(s.tempo, 9), s.duration, s.sample_rate,
+                     s.channels, round(s.gain, 9))).encode())
+      h.update(np.round(s.notes, 9).tobytes())
+      h.update(np.round(s.bends, 9).tobytes())
+  return h.hexdigest()
 
 
 def test_split_sizes_match_the_seed_dataset():
@@ -63,3 +87,174 @@ def test_cli_writes_test_split_in_kaggle_layout_with_the_typo(tmp_path):
   assert len(list((tmp_path / "Test_submission" / "Test_submission").glob("*.wav"))) == 80
   ds = sources.open_dataset(str(tmp_path), "test")
   assert Counter(ds.labels.tolist()) == {0: 20, 1: 20, 2: 20, 3: 20}
+
+
+def test_default_classes_give_the_same_clips_as_before_families_were_added():
+  assert synth.DEFAULT_CLASSES == synth.FAMILIES[:4] == ("guitar", "drum", "violin", "piano")
+  assert _fingerprint() == DEFAULT_FINGERPRINT
+  assert _fingerprint(classes=("piano", "violin", "drum", "guitar")) == DEFAULT_FINGERPRINT  # order does not matter
+
+
+def test_eight_class_split_sizes():
+  families = synth.FAMILIES
+  assert families == ("guitar", "drum", "violin", "piano", "flute", "trumpet", "cello", "organ")
+  train = Counter(synth.split_labels(0, "train", families))
+  assert train == dict({c: 700 for c in families}, piano=529)
+  for split in ("test", "unseen"):
+    assert Counter(synth.split_labels(0, split, families)) == {c: 20 for c in families}
+  assert synth.split_labels(0, "train", families[::-1]) == synth.split_labels(0, "train", families)
+  sub = ("organ", "guitar")
+  assert Counter(synth.split_labels(3, "test", sub)) == {"guitar": 20, "organ": 20}
+  assert synth.clip_spec(3, "test", 39, sub).label in sub
+
+
+@pytest.mark.parametrize("classes, message", [(("guitar", "banjo"), "'banjo'"), (("flute",), "at least 2"),
+                                              (("drum", "drum"), "twice"), ("guitar,drum", "not the string")])
+def test_a_bad_label_set_is_a_value_error(classes, message):
+  with pytest.raises(ValueError, match=message) as e:
+    synth.clip_spec(0, "train", 0, classes)
+  if "banjo" in message:
+    assert all(f in str(e.value) for f in synth.FAMILIES)
+  with pytest.raises(ValueError, match=message):
+    synth.split_labels(0, "train", classes)
+
+
+def test_new_families_have_styles_ranges_and_separate_unseen_programs():
+  for family in NEW_FAMILIES:
+    assert len(synth.STYLES[family]) >= 2, family
+    lo, hi = synth.RANGES[family]
+    assert 0 < lo < hi - 20 < 127, family
+    seen, unseen = synth.PROGRAMS["seen"][family], synth.PROGRAMS["unseen"][family]
+    assert seen and unseen and not set(seen) & set(unseen), family
+  specs = {split: [synth.clip_spec(0, split, i, synth.FAMILIES) for i in range(n)]
+           for split, n in (("train", 400), ("test", 160), ("unseen", 160))}
+  for family in NEW_FAMILIES:
+    for split, pool in (("train", "seen"), ("test", "seen"), ("unseen", "unseen")):
+      of_class = [s for s in specs[split] if s.label == family]
+      assert of_class and {s.program for s in of_class} <= set(synth.PROGRAMS[pool][family]), (family, split)
+      lo, hi = synth.RANGES[family]
+      assert all(len(s.notes) and lo <= s.notes[:, 0].min() and s.notes[:, 0].max() <= hi for s in of_class)
+    assert len({s.style for s in specs["train"] if s.label == family}) >= 3, family
+
+
+def _presets(sf2: bytes) -> set[tuple[int, int]]:
+  """Returns the (bank, program) of every preset a soundfont's preset headers (pdta/phdr) name."""
+  def chunks(start, end):
+    while start < end:
+      size = struct.unpack("<I", sf2[start + 4:start + 8])[0]
+      yield sf2[start:start + 4], start + 8, size
+      start += 8 + size + (size & 1)
+
+  for cid, off, size in chunks(12, len(sf2)):
+    if cid == b"LIST" and sf2[off:off + 4] == b"pdta":
+      phdr = next((o, n) for c, o, n in chunks(off + 4, off + size) if c == b"phdr")
+      records = [struct.unpack("<20sHH", sf2[o:o + 24]) for o in range(phdr[0], phdr[0] + phdr[1] - 38, 38)]
+      return {(bank, program) for _, program, bank in records}
+  raise AssertionError("no preset headers")
+
+
+def test_every_program_is_a_preset_of_the_soundfont_and_not_the_piano():
+  import midirenderer
+  import pretty_midi
+  import soundfile as sf
+
+  presets = _presets(synth._soundfont())
+  for pool in synth.PROGRAMS.values():
+    for family, programs in pool.items():
+      assert {(128 if family == "drum" else 0, p) for p in programs} <= presets, family
+
+  def spectrum(program, pitch):
+    inst = pretty_midi.Instrument(program=program)
+    inst.notes.append(pretty_midi.Note(100, pitch, 0.0, 0.5))
+    pm = pretty_midi.PrettyMIDI()
+    pm.instruments.append(inst)
+    buf = io.BytesIO()
+    pm.write(buf)
+    wav, _ = sf.read(io.BytesIO(midirenderer.render_wave_from(synth._soundfont(), buf.getvalue())), dtype="float32")
+    return np.log(np.abs(np.fft.rfft(wav.mean(axis=1)[:16384] * np.hanning(16384))) + 1e-6)
+
+  for family in NEW_FAMILIES:
+    pitch = sum(synth.RANGES[family]) // 2
+    piano = spectrum(0, pitch)
+    for program in synth.PROGRAMS["seen"][family] + synth.PROGRAMS["unseen"][family]:
+      assert np.abs(spectrum(program, pitch) - piano).mean() > 0.3, (family, program)
+
+
+def test_a_clip_of_each_new_family_sounds():
+  specs = [synth.clip_spec(0, "train", i, synth.FAMILIES) for i in range(60)]
+  for family in NEW_FAMILIES:
+    spec = next(s for s in specs if s.label == family)
+    audio = synth.render(spec, 0.5, 1.5)
+    assert audio.shape == (round(1.5 * spec.sample_rate), spec.channels)
+    assert np.isfinite(audio).all() and np.sqrt(np.mean(audio ** 2)) > 1e-3, family
+
+
+def test_folders_layout_puts_each_clip_in_its_class_folder(tmp_path):
+  out = synth.write_split(str(tmp_path), "test", seed=0, limit=6, workers=1, classes=synth.FAMILIES,
+                          layout="folders")
+  assert out == str(tmp_path / "test")
+  written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.wav"))
+  expected = sorted(f"test/{synth.clip_spec(0, 'test', i, synth.FAMILIES).label}/{synth.file_name('test', i)}"
+                    for i in range(6))
+  assert written == expected
+  assert not list(tmp_path.glob("*.csv"))
+
+
+def test_multi_label_clips_name_two_classes_and_are_deterministic(tmp_path):
+  first, second = synth.mix_spec(0, "unseen", 5, synth.FAMILIES)
+  assert first.label != second.label and first.label == synth.clip_spec(0, "unseen", 5, synth.FAMILIES).label
+  assert (second.duration, second.sample_rate, second.channels) == (first.duration, first.sample_rate, first.channels)
+  assert 10 ** (-6 / 20) <= second.gain / first.gain <= 10 ** (6 / 20)
+  assert second.program in synth.PROGRAMS["unseen"][second.label]
+  paths = [synth.write_split(str(tmp_path / d), "test", seed=0, limit=3, workers=1, classes=synth.FAMILIES,
+                             multi_label=True) for d in ("a", "b")]
+  rows = list(csv.DictReader(open(paths[0])))
+  assert len(rows) == 3
+  for r in rows:
+    names = r["Class"].split("|")
+    assert len(names) == 2 and len(set(names)) == 2 and set(names) <= set(synth.FAMILIES), r
+    assert r["Class"] == synth.mix_label(synth.mix_spec(0, "test", int(r["FileName"][-8:-4]), synth.FAMILIES))
+  assert open(paths[0], "rb").read() == open(paths[1], "rb").read()
+  for r in rows:
+    a, b = (tmp_path / d / "Test_submission" / "Test_submission" / r["FileName"] for d in ("a", "b"))
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_a_mix_holds_both_parts():
+  parts = synth.mix_spec(0, "train", 2, synth.FAMILIES)  # parts quiet enough not to clip
+  mix = synth.render_mix(parts, 1.0, 1.0)
+  alone = [synth.render(p, 1.0, 1.0) for p in parts]
+  assert mix.shape == alone[0].shape and np.abs(mix).max() < 1.0
+  assert np.allclose(mix, alone[0] + alone[1], atol=1e-6)
+  assert all(np.sqrt(np.mean(a ** 2)) > 1e-3 for a in alone)
+
+
+def test_multi_label_needs_the_kaggle_layout(tmp_path):
+  with pytest.raises(ValueError, match="kaggle"):
+    synth.write_split(str(tmp_path), "test", limit=1, workers=1, layout="folders", multi_label=True)
+  with pytest.raises(ValueError, match="layout"):
+    synth.write_split(str(tmp_path), "test", limit=1, workers=1, layout="csv")
+  assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args, message", [(["--classes=guitar,banjo"], "banjo"), (["--classes=guitar"], "at least 2"),
+                                           (["--layout=folders", "--multi_label"], "kaggle")])
+def test_cli_rejects_a_bad_label_set_in_one_line(tmp_path, args, message):
+  r = subprocess.run([sys.executable, "-m", "instruments_jax.data.synth", f"--out={tmp_path}", "--split=test", *args],
+                     capture_output=True, text=True)
+  assert r.returncode == 2
+  assert r.stderr.startswith("error:") and len(r.stderr.strip().splitlines()) == 1 and message in r.stderr
+  assert "Traceback" not in r.stderr and not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_cli_writes_eight_classes_in_folders_and_multi_label(tmp_path):
+  classes = "--classes=" + ",".join(synth.FAMILIES)
+  cli = [sys.executable, "-m", "instruments_jax.data.synth", "--split=test", "--limit=8", "--workers=2", classes]
+  subprocess.run([*cli, f"--out={tmp_path / 'f'}", "--layout=folders"], check=True, capture_output=True)
+  labels = Counter(p.parent.name for p in (tmp_path / "f" / "test").rglob("*.wav"))
+  assert labels == Counter(synth.split_labels(0, "test", synth.FAMILIES)[:8])
+  subprocess.run([*cli, f"--out={tmp_path / 'k'}", "--multi_label"], check=True, capture_output=True)
+  rows = list(csv.DictReader(open(tmp_path / "k" / "Metadata_Test.csv")))
+  assert len(rows) == 8 and all(len(set(r["Class"].split("|"))) == 2 for r in rows)
+  assert {r["Class"].split("|")[0] for r in rows} <= set(synth.FAMILIES)

@@ -1,15 +1,49 @@
 """The embedded dataset: music rendered from the General MIDI soundfont pretty_midi ships.
 
-Each clip is a pure function of (seed, split, index): its class, GM program or
-drum kit, style, key, tempo, notes, duration, sample rate, channel count and
-gain come from one `numpy.random.Generator` seeded with those three numbers.
-Nothing is stored: `render(spec, start, duration)` synthesizes any window of a
-clip on demand (about 200x real time per core), so training on a 2 s chunk of
-a 2-minute clip costs 2 s of synthesis, not 2 minutes.
+Each clip is a pure function of (seed, split, index[, classes]): its class, GM
+program or drum kit, style, key, tempo, notes, duration, sample rate, channel
+count and gain come from one `numpy.random.Generator` seeded with those
+numbers. Nothing is stored: `render(spec, start, duration)` synthesizes any
+window of a clip on demand (about 200x real time per core), so training on a
+2 s chunk of a 2-minute clip costs 2 s of synthesis, not 2 minutes.
 
-    python -m instruments_jax.data.synth --out=DIR [--split=train|test|unseen|all] [--seed=N]
+The generator renders the eight FAMILIES; a label set is any two or more of
+them (`classes`), and DEFAULT_CLASSES gives the recipe's four, clip for clip as
+before families were added. Multi-label clips (`mix_spec`, `render_mix`) mix
+two families in one clip.
 
-writes a split to disk in the Kaggle layout of the recipe's dataset.
+Programs (GM bank 0 of TimGM6mb.sf2; drum kits bank 128):
+
+  family   seen (train, test)                              unseen
+  guitar   24 nylon, 25 steel, 27 clean electric,          26 jazz, 28 muted, 30 distortion
+           29 overdrive
+  drum     kits 0 standard, 16 power, 25 TR-808, 40 brush  kits 8 room, 24 electronic, 32 jazz, 48 orchestra
+  violin   40 violin, 110 fiddle                           44 tremolo strings, 45 pizzicato
+  piano    0 grand, 2 electric grand, 4 e.piano 1,         1 bright, 3 honky-tonk, 5 e.piano 2
+           6 harpsichord
+  flute    73 flute, 72 piccolo, 75 pan flute              74 recorder
+  trumpet  56 trumpet, 61 brass section                    59 muted trumpet
+  cello    42 cello                                        43 contrabass
+  organ    16 drawbar, 17 percussive, 19 church            18 rock, 20 reed
+
+Every program of the last four families is a preset of the soundfont (its
+preset headers name them), and rendered over its family's pitch range it sounds
+unlike program 0, so none falls back to the piano. Their unseen programs are
+the nearest other member of the family the soundfont has: recorder has its own
+samples (piccolo's only at key 108, above the flute range); muted trumpet plays
+Harmon-mute samples, not the open trumpet's or the brass section's; the
+soundfont has one cello preset, so the unseen low bowed string is the
+contrabass (its own samples below key 97, above the cello range); reed organ
+has reed and accordion samples of its own, and rock organ layers a distorted B3
+over the percussive organ's samples (a new patch on a seen sample, as honky-tonk
+is for piano). Of the recipe's four, which must not change: fiddle plays the
+violin's samples, and the jazz kit sounds exactly like the standard kit on
+every note the drum parts play.
+
+    python -m instruments_jax.data.synth --out=DIR [--split=train|test|unseen|all] [--seed=N] [--limit=N]
+        [--classes=guitar,drum,...] [--layout=kaggle|folders] [--multi_label]
+
+writes splits to disk: by default the recipe's four classes in its Kaggle layout.
 """
 
 from __future__ import annotations
@@ -21,30 +55,44 @@ import os
 
 import numpy as np
 
+FAMILIES = ("guitar", "drum", "violin", "piano", "flute", "trumpet", "cello", "organ")
+DEFAULT_CLASSES = ("guitar", "drum", "violin", "piano")  # the recipe's label set
+
 # Split sizes and class counts of the recipe's Kaggle data (Metadata_Train.csv has
-# 2629 clips, one class short of 700; Metadata_Test.csv has 20 per class).
+# 2629 clips, one class short of 700; Metadata_Test.csv has 20 per class); the
+# families beyond the recipe's four get full counts.
 SPLITS = {
-    "train": {"guitar": 700, "drum": 700, "violin": 700, "piano": 529},
-    "test": {"guitar": 20, "drum": 20, "violin": 20, "piano": 20},
+    "train": {"guitar": 700, "drum": 700, "violin": 700, "piano": 529,
+              "flute": 700, "trumpet": 700, "cello": 700, "organ": 700},
+    "test": {c: 20 for c in FAMILIES},
     # Programs and kits that never appear in train/test: a stand-in for
     # instruments and studios the model has not heard.
-    "unseen": {"guitar": 20, "drum": 20, "violin": 20, "piano": 20},
+    "unseen": {c: 20 for c in FAMILIES},
 }
 _SPLIT_IDS = {"train": 1, "test": 2, "unseen": 3}
 
-# GM programs (bank 0) and drum kits (bank 128) present in TimGM6mb.sf2.
+# GM programs (bank 0) and drum kits (bank 128) present in TimGM6mb.sf2; the
+# module docstring says why these.
 PROGRAMS = {
     "seen": {
         "piano": (0, 2, 4, 6),  # acoustic grand, electric grand, e.piano 1, harpsichord
         "guitar": (24, 25, 27, 29),  # nylon, steel, clean electric, overdrive
         "violin": (40, 110),  # violin, fiddle
         "drum": (0, 16, 25, 40),  # standard, power, TR-808, brush kits
+        "flute": (73, 72, 75),  # flute, piccolo, pan flute
+        "trumpet": (56, 61),  # trumpet, brass section
+        "cello": (42,),  # cello: the soundfont's only one
+        "organ": (16, 17, 19),  # drawbar, percussive, church
     },
     "unseen": {
         "piano": (1, 3, 5),  # bright piano, honky-tonk, e.piano 2
         "guitar": (26, 28, 30),  # jazz, muted, distortion
         "violin": (44, 45),  # tremolo strings, pizzicato
         "drum": (8, 24, 32, 48),  # room, electronic, jazz, orchestra kits
+        "flute": (74,),  # recorder
+        "trumpet": (59,),  # muted trumpet
+        "cello": (43,),  # contrabass
+        "organ": (18, 20),  # rock organ, reed organ
     },
 }
 STYLES = {
@@ -52,9 +100,18 @@ STYLES = {
     "guitar": ("strum", "fingerpick", "melody", "power_chords"),
     "violin": ("legato", "scales", "double_stops", "long_tones"),
     "drum": ("rock", "funk", "shuffle", "halftime", "latin"),
+    "flute": ("legato", "scales", "long_tones", "melody"),
+    "trumpet": ("melody", "legato", "long_tones", "scales"),
+    "cello": ("legato", "long_tones", "scales", "double_stops"),
+    "organ": ("block_chords", "melody_chords", "long_tones", "arpeggio"),
 }
 # Pitch ranges (MIDI) of the melodic parts.
-RANGES = {"piano": (36, 88), "guitar": (40, 81), "violin": (55, 98)}
+RANGES = {"piano": (36, 88), "guitar": (40, 81), "violin": (55, 98), "flute": (60, 96), "trumpet": (54, 82),
+          "cello": (36, 76), "organ": (36, 88)}
+# Note length as a fraction of its step in melodic lines (bowed and blown notes join up).
+_LEGATO = {"violin": 1.05, "cello": 1.05, "flute": 1.02, "organ": 1.0}
+# Vibrato of sustained styles: rate range (Hz) and depth range (pitch-bend units).
+_VIBRATO = {"violin": (4.5, 6.5, 150, 500), "cello": (4.5, 6.0, 150, 450), "flute": (4.5, 6.0, 100, 350)}
 
 RENDER_RATE = 48000  # what midirenderer produces
 _MAJOR = (0, 2, 4, 5, 7, 9, 11)
@@ -83,41 +140,90 @@ class ClipSpec:
   bends: np.ndarray  # rows (time_s, value in -8192..8191)
 
 
-def split_labels(seed: int, split: str) -> list[str]:
-  """Returns the class of every index of a split, classes interleaved by a seeded shuffle."""
-  labels = [c for c, n in SPLITS[split].items() for _ in range(n)]
+def check_classes(classes) -> tuple[str, ...]:
+  """Returns `classes` in FAMILIES order; raises ValueError unless they are 2+ distinct families."""
+  if isinstance(classes, str):
+    raise ValueError(f"classes must be a sequence of family names, not the string {classes!r}")
+  classes = tuple(classes)
+  for c in classes:
+    if c not in FAMILIES:
+      raise ValueError(f"unknown instrument class {c!r}: the synth renders {', '.join(FAMILIES)}")
+  if len(set(classes)) != len(classes):
+    raise ValueError(f"classes {', '.join(classes)} name a class twice")
+  if len(classes) < 2:
+    raise ValueError(f"classes needs at least 2 of {', '.join(FAMILIES)}, got {len(classes)}")
+  return tuple(c for c in FAMILIES if c in classes)
+
+
+def split_labels(seed: int, split: str, classes=DEFAULT_CLASSES) -> list[str]:
+  """Returns the class of every index of a split, classes interleaved by a seeded shuffle.
+
+  The labels depend on the set of `classes`, not on their order.
+  """
+  labels = [c for c in check_classes(classes) for _ in range(SPLITS[split][c])]
   order = np.random.default_rng([seed, _SPLIT_IDS[split], 0]).permutation(len(labels))
   return [labels[i] for i in order]
 
 
-@functools.lru_cache(maxsize=8)
-def _labels_cached(seed, split):
-  return tuple(split_labels(seed, split))
+@functools.lru_cache(maxsize=16)
+def _labels_cached(seed, split, classes=DEFAULT_CLASSES):
+  return tuple(split_labels(seed, split, classes))
 
 
-def clip_spec(seed: int, split: str, index: int) -> ClipSpec:
-  """Returns the deterministic description of clip `index` of `split`."""
-  labels = _labels_cached(seed, split)
+def clip_spec(seed: int, split: str, index: int, classes=DEFAULT_CLASSES) -> ClipSpec:
+  """Returns the deterministic description of clip `index` of `split` over the label set `classes`."""
+  labels = _labels_cached(seed, split, check_classes(classes))
   if not 0 <= index < len(labels):
     raise IndexError(f"synth {split} split has {len(labels)} clips, asked for index {index}")
-  label = labels[index]
-  rng = np.random.default_rng([seed, _SPLIT_IDS[split], 1, index])
+  return _build_spec(seed, split, index, labels[index], np.random.default_rng([seed, _SPLIT_IDS[split], 1, index]))
+
+
+def _build_spec(seed, split, index, label, rng, duration=None, sample_rate=None, channels=None, tempo=None,
+                gain=None) -> ClipSpec:
+  """Draws a clip of class `label` from `rng`; a value given overrides the drawn one (the draws stay the same)."""
   pool = PROGRAMS["unseen" if split == "unseen" else "seen"][label]
   program = int(rng.choice(pool))
   style = str(rng.choice(STYLES[label]))
   # Durations like the recipe's data: median 14 s, a few near 2 minutes.
-  duration = float(np.clip(np.exp(rng.normal(np.log(14.0), 0.7)), 1.0, 128.0))
-  duration = round(duration, 2)
-  tempo = float(rng.uniform(60, 170))
-  sample_rate = int(rng.choice([44100, 48000, 22050], p=[0.8, 0.12, 0.08]))
-  channels = int(rng.choice([1, 2], p=[0.75, 0.25]))
-  gain = float(10 ** (rng.uniform(-9, 6) / 20) * 2.5)
+  drawn = float(np.clip(np.exp(rng.normal(np.log(14.0), 0.7)), 1.0, 128.0))
+  duration = round(drawn, 2) if duration is None else duration
+  drawn = float(rng.uniform(60, 170))
+  tempo = drawn if tempo is None else tempo
+  drawn = int(rng.choice([44100, 48000, 22050], p=[0.8, 0.12, 0.08]))
+  sample_rate = drawn if sample_rate is None else sample_rate
+  drawn = int(rng.choice([1, 2], p=[0.75, 0.25]))
+  channels = drawn if channels is None else channels
+  drawn = float(10 ** (rng.uniform(-9, 6) / 20) * 2.5)
+  gain = drawn if gain is None else gain
   if label == "drum":
     notes, bends = _drum_part(rng, style, tempo, duration)
   else:
     notes, bends = _melodic_part(rng, label, style, program, tempo, duration)
   return ClipSpec(seed, split, index, label, program, label == "drum", style, tempo, duration,
                   sample_rate, channels, gain, notes, bends)
+
+
+def mix_spec(seed: int, split: str, index: int, classes=DEFAULT_CLASSES) -> tuple[ClipSpec, ClipSpec]:
+  """Returns the two parts of multi-label clip `index`: `clip_spec`'s clip, and a second of another class.
+
+  The second part comes from its own random stream; it shares the first's
+  duration, tempo, sample rate and channels, and sits a seeded -6..+6 dB from it
+  (its gain). `mix_label` names the pair; `render_mix` renders it.
+  """
+  classes = check_classes(classes)
+  first = clip_spec(seed, split, index, classes)
+  rng = np.random.default_rng([seed, _SPLIT_IDS[split], 2, index])
+  label = str(rng.choice([c for c in classes if c != first.label]))
+  level_db = float(rng.uniform(-6, 6))
+  second = _build_spec(seed, split, index, label, rng, duration=first.duration, sample_rate=first.sample_rate,
+                       channels=first.channels, tempo=first.tempo, gain=first.gain * 10 ** (level_db / 20))
+  return first, second
+
+
+def mix_label(parts) -> str:
+  """Returns the multi-label name of clips or class names: the classes joined by "|" in FAMILIES order."""
+  names = {p if isinstance(p, str) else p.label for p in parts}
+  return "|".join(c for c in FAMILIES if c in names)
 
 
 def _melodic_part(rng, label, style, program, tempo, duration):
@@ -160,7 +266,7 @@ def _melodic_part(rng, label, style, program, tempo, duration):
         length = sub if style == "scales" else float(rng.choice([sub, sub, 2 * sub]))
         degree += int(rng.choice([-2, -1, -1, 1, 1, 2, 0, 3, -3])) if style != "scales" else 1
         degree = int(np.clip(degree, -7, 14))
-        legato = 1.05 if label == "violin" else 0.9
+        legato = _LEGATO.get(label, 0.9)
         add(pitch_of(degree, center), t + k * beat, length * beat * legato)
         k += length
       if style == "melody_chords":
@@ -181,9 +287,10 @@ def _melodic_part(rng, label, style, program, tempo, duration):
         spread = 0.012 if style == "strum" else 0.002
         for j, d in enumerate(order):
           add(pitch_of(chord_root + d, center - 4 + 2 * j), t + h * beat + j * spread, beat * 0.9, 10)
-    if label == "violin" and style in ("legato", "long_tones") and rng.random() < 0.8:
+    if label in _VIBRATO and style in ("legato", "long_tones") and rng.random() < 0.8:
       # Vibrato: a 5-6 Hz pitch-bend wobble over the bar.
-      rate, depth = rng.uniform(4.5, 6.5), rng.uniform(150, 500)
+      rate_lo, rate_hi, depth_lo, depth_hi = _VIBRATO[label]
+      rate, depth = rng.uniform(rate_lo, rate_hi), rng.uniform(depth_lo, depth_hi)
       for tb in np.arange(t, min(t + 4 * beat, duration), 0.04):
         bends.append((float(tb), int(depth * np.sin(2 * np.pi * rate * (tb - t)))))
     t += 4 * beat
@@ -254,6 +361,20 @@ def render(spec: ClipSpec, start: float = 0.0, duration: float | None = None) ->
   Notes already sounding at `start` are re-struck up to 1 s earlier and that
   pre-roll is cut, so a window sounds like the same stretch of the whole clip.
   """
+  return np.clip(_synthesize(spec, start, duration) * spec.gain, -1.0, 1.0)
+
+
+def render_mix(parts, start: float = 0.0, duration: float | None = None) -> np.ndarray:
+  """Synthesizes a window of a multi-label clip (the parts of `mix_spec`), like `render` does one clip."""
+  first = parts[0]
+  if any((p.duration, p.sample_rate, p.channels) != (first.duration, first.sample_rate, first.channels)
+         for p in parts):
+    raise ValueError("the parts of a mix need one duration, sample rate and channel count")
+  return np.clip(sum(_synthesize(p, start, duration) * p.gain for p in parts), -1.0, 1.0)
+
+
+def _synthesize(spec, start, duration):
+  """Returns the window of a clip before its gain: float32 [frames, channels] at spec.sample_rate."""
   import midirenderer
   import pretty_midi
   import soundfile as sf
@@ -294,57 +415,91 @@ def render(spec: ClipSpec, start: float = 0.0, duration: float | None = None) ->
     audio = soxr.resample(audio, RENDER_RATE, spec.sample_rate, quality="HQ")
   out = np.zeros((n_out, spec.channels), np.float32)
   out[: min(n_out, len(audio))] = audio[:n_out]
-  return np.clip(out * spec.gain, -1.0, 1.0)
+  return out
 
 
-# --- writing a split to disk in the Kaggle layout ---------------------------------
+# --- writing a split to disk ------------------------------------------------------
 
-KAGGLE_LABELS = {"guitar": "Sound_Guitar", "drum": "Sound_Drum", "violin": "Sound_Violin", "piano": "Sound_Piano"}
+KAGGLE_LABELS = {c: f"Sound_{c.capitalize()}" for c in FAMILIES}
 # Metadata_Test.csv of the real dataset misspells guitar; ours does too, so that
 # loaders are tested against the file users actually have.
 KAGGLE_TEST_LABELS = dict(KAGGLE_LABELS, guitar="Sound_Guiatr")
 KAGGLE_DIRS = {"train": ("Metadata_Train.csv", "Train_submission/Train_submission"),
                "test": ("Metadata_Test.csv", "Test_submission/Test_submission"),
                "unseen": ("Metadata_Unseen.csv", "Unseen_submission/Unseen_submission")}
+LAYOUTS = ("kaggle", "folders")
 
 
 def file_name(split: str, index: int) -> str:
   return f"synth_{split}_{index:04d}.wav"
 
 
+def check_write_args(classes=DEFAULT_CLASSES, layout: str = "kaggle", multi_label: bool = False) -> tuple[str, ...]:
+  """Returns `classes` in FAMILIES order; raises ValueError for a bad label set, layout or combination."""
+  classes = check_classes(classes)
+  if layout not in LAYOUTS:
+    raise ValueError(f"unknown layout {layout!r}: one of {', '.join(LAYOUTS)}")
+  if multi_label and layout == "folders":
+    raise ValueError("multi_label needs the kaggle layout: a clip with two classes has no one class folder to go in")
+  return classes
+
+
 def _write_one(args):
   import soundfile as sf
 
-  seed, split, index, audio_dir = args
-  spec = clip_spec(seed, split, index)
-  sf.write(os.path.join(audio_dir, file_name(split, index)), render(spec), spec.sample_rate, subtype="PCM_16")
-  return spec.label
+  seed, split, index, classes, multi_label, out_dir = args
+  if multi_label:
+    parts = mix_spec(seed, split, index, classes)
+    audio, label, sample_rate = render_mix(parts), mix_label(parts), parts[0].sample_rate
+  else:
+    spec = clip_spec(seed, split, index, classes)
+    audio, label, sample_rate = render(spec), spec.label, spec.sample_rate
+  sf.write(os.path.join(out_dir, file_name(split, index)), audio, sample_rate, subtype="PCM_16")
+  return label
 
 
-def write_split(out: str, split: str, seed: int = 0, limit: int | None = None, workers: int | None = None) -> str:
-  """Renders a split to `out` in the Kaggle layout; returns the CSV path."""
+def write_split(out: str, split: str, seed: int = 0, limit: int | None = None, workers: int | None = None,
+                classes=DEFAULT_CLASSES, layout: str = "kaggle", multi_label: bool = False) -> str:
+  """Renders a split of the label set `classes` to `out`; returns the CSV path (kaggle) or the split folder.
+
+  layout "kaggle" is the recipe's: a Metadata CSV of "Sound_<Class>" labels
+  (guitar misspelt in the test CSV, as in the real data) beside the audio
+  folder. layout "folders" is `out/<split>/<class>/<file>.wav`. With
+  `multi_label` (kaggle only) each clip mixes two classes (`mix_spec`) and its
+  Class cell names both, e.g. "guitar|piano".
+  """
   import csv
   import multiprocessing
 
-  csv_name, sub = KAGGLE_DIRS[split]
-  audio_dir = os.path.join(out, sub)
-  os.makedirs(audio_dir, exist_ok=True)
-  n = len(_labels_cached(seed, split)) if limit is None else min(limit, len(_labels_cached(seed, split)))
-  jobs = [(seed, split, i, audio_dir) for i in range(n)]
+  classes = check_write_args(classes, layout, multi_label)
+  labels = _labels_cached(seed, split, classes)
+  n = len(labels) if limit is None else min(limit, len(labels))
+  if layout == "folders":
+    split_dir = os.path.join(out, split)
+    for c in sorted(set(labels[:n])):
+      os.makedirs(os.path.join(split_dir, c), exist_ok=True)
+    jobs = [(seed, split, i, classes, False, os.path.join(split_dir, labels[i])) for i in range(n)]
+  else:
+    csv_name, sub = KAGGLE_DIRS[split]
+    audio_dir = os.path.join(out, sub)
+    os.makedirs(audio_dir, exist_ok=True)
+    jobs = [(seed, split, i, classes, multi_label, audio_dir) for i in range(n)]
   workers = workers or os.cpu_count() or 1
   if workers > 1 and n > 1:
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-      labels = list(_progress(pool.imap(_write_one, jobs, chunksize=4), n, split))
+      written = list(_progress(pool.imap(_write_one, jobs, chunksize=4), n, split))
   else:
-    labels = list(_progress(map(_write_one, jobs), n, split))
+    written = list(_progress(map(_write_one, jobs), n, split))
+  if layout == "folders":
+    return split_dir
   names = KAGGLE_TEST_LABELS if split == "test" else KAGGLE_LABELS
   csv_path = os.path.join(out, csv_name)
   tmp = csv_path + ".tmp"
   with open(tmp, "w", newline="") as f:
     w = csv.writer(f)
     w.writerow(["FileName", "Class"])
-    for i, label in enumerate(labels):
-      w.writerow([file_name(split, i), names[label]])
+    for i, label in enumerate(written):
+      w.writerow([file_name(split, i), label if multi_label else names[label]])
   os.replace(tmp, csv_path)
   return csv_path
 
@@ -364,17 +519,27 @@ def _progress(it, n, what):
 
 def main(argv=None):
   import argparse
+  import sys
 
   p = argparse.ArgumentParser(prog="python -m instruments_jax.data.synth", description=__doc__.split("\n")[0])
-  p.add_argument("--out", required=True, help="directory to write the Kaggle layout into")
+  p.add_argument("--out", required=True, help="directory to write the splits into")
   p.add_argument("--split", default="all", choices=["train", "test", "unseen", "all"])
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--limit", type=int, default=None, help="write only the first N clips of each split")
   p.add_argument("--workers", type=int, default=None)
+  p.add_argument("--classes", default=",".join(DEFAULT_CLASSES),
+                 help=f"comma-separated label set, 2 or more of {','.join(FAMILIES)}")
+  p.add_argument("--layout", default="kaggle", help="kaggle (CSV + audio folder) or folders (<split>/<class>/)")
+  p.add_argument("--multi_label", action="store_true", help="mix two classes per clip (kaggle layout only)")
   a = p.parse_args(argv)
+  try:
+    classes = check_write_args([c.strip() for c in a.classes.split(",") if c.strip()], a.layout, a.multi_label)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
   splits = ["train", "test", "unseen"] if a.split == "all" else [a.split]
   for s in splits:
-    path = write_split(a.out, s, a.seed, a.limit, a.workers)
+    path = write_split(a.out, s, a.seed, a.limit, a.workers, classes, a.layout, a.multi_label)
     print(f"wrote {path}")
 
 
