@@ -5,9 +5,7 @@ import os
 # Keras picks its backend once, at first import: make it JAX before anyone imports keras.
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-CLASSES = ("guitar", "drum", "violin", "piano")
-
-__all__ = ["CLASSES", "build_model", "configs", "load_classifier"]
+__all__ = ["build_model", "configs", "load_classifier"]
 
 
 def __getattr__(name):

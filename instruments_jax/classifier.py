@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from instruments_jax import CLASSES, checkpoint, configs, losses, rundir
-from instruments_jax.data import features
+from instruments_jax import checkpoint, configs, losses, rundir
+from instruments_jax.data import features, sources
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +29,11 @@ class Classifier:
   model: object  # the keras.Model, called statelessly
   params: dict  # {"params": trainable values, "model_state": BatchNorm statistics etc.}
   step: int  # the training step of the checkpoint
-  classes: tuple = CLASSES
+
+  @property
+  def classes(self) -> tuple[str, ...]:
+    """The class of each output column."""
+    return sources.class_names(self.config)
 
   @property
   def sample_rate(self) -> int:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import os
 
-import numpy as np
-
 from instruments_jax import cli, losses, metrics, plots
 from instruments_jax.classifier import load_classifier
 from instruments_jax.data import cache, sources
@@ -29,16 +27,16 @@ def evaluate_run(workdir: str, data: str | None = None, split: str = "test", out
   dataset, indices = sources.split(cfg.data, split, data)
   probs, _ = metrics.predict_clips(clf.chunk_predictor(), dataset, indices, cfg,
                                    cache=cache.from_config(cfg.data, cfg.audio, data))
-  labels = dataset.labels[indices]
-  m = metrics.classification_metrics(probs, labels, cfg.train.loss, detailed=True)
+  targets = dataset.target(indices)
+  m = metrics.classification_metrics(probs, targets, cfg.train.loss, clf.classes,
+                                     cfg.prediction.probability_threshold, detailed=True)
   m.update(split=split, data=data, workdir=workdir, step=clf.step)
   suffix = "" if split == "validation" else f"_{split}"
-  title = f"{split} ({data}): accuracy {m['accuracy']:.3f}, ROC-AUC {m['roc_auc']:.3f}"
-  plots.plot_confusion(np.array(m["confusion_matrix"]["rows_true_cols_predicted"]), title,
-                       os.path.join(out_dir, f"confusion_matrix{suffix}.png"))
+  title = f"{split} ({data}): accuracy {m['accuracy']:.3f}, ROC-AUC {m['roc_auc']:.3f}, mAP {m['map']:.3f}"
+  plots.plot_confusion(m["confusion_matrix"], title, os.path.join(out_dir, f"confusion_matrix{suffix}.png"))
   shown = min(cfg.logging.number_of_audios, len(indices))
   m["predictions_figure"] = plots.plot_predictions(
-      dataset, indices, probs, labels, losses.clip_losses(probs, labels, cfg.train.loss), cfg,
+      dataset, indices, probs, losses.clip_losses(probs, targets, cfg.train.loss), cfg,
       f"{split}: the {shown} highest-loss clips", os.path.join(out_dir, f"{split}_predictions.png"))
   with open(os.path.join(out_dir, f"eval_{split}.json"), "w") as f:
     json.dump(m, f, indent=2)
@@ -59,11 +57,19 @@ def main(argv=None):
   with cli.clean_errors():
     m = evaluate_run(a.workdir, a.data, a.split, a.out)
   print(f"{a.split} on {m['data']}: {m['clips']} clips (checkpoint of step {m['step']})")
-  print(f"  loss {m['loss']:.4f}  accuracy {m['accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}  ROC-AUC {m['roc_auc']:.4f}")
-  print(f"  {'class':<8} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}")
+  print(f"  loss {m['loss']:.4f}  accuracy {m['accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}  ROC-AUC {m['roc_auc']:.4f}"
+        f"  mAP {m['map']:.4f}" + ("  (multi-label: accuracy = exact label sets, F1 at the threshold)"
+                                    if m["multi_label"] else ""))
+  width = max([len(n) for n in m["per_class"]] + [5])
+  print(f"  {'class':<{width}} {'precision':>9} {'recall':>7} {'f1':>6} {'f1@thr':>6} {'AP':>6} {'support':>8}")
   for name, c in m["per_class"].items():
-    print(f"  {name:<8} {c['precision']:>9.3f} {c['recall']:>7.3f} {c['f1']:>6.3f} {c['support']:>8d}")
-  print("  confusion matrix (rows true, columns predicted):", m["confusion_matrix"]["rows_true_cols_predicted"])
+    print(f"  {name:<{width}} {c['precision']:>9.3f} {c['recall']:>7.3f} {c['f1']:>6.3f} {c['f1_at_threshold']:>6.3f} "
+          f"{c['ap']:>6.3f} {c['support']:>8d}")
+  cm = m["confusion_matrix"]
+  if m["multi_label"]:
+    print(f"  per class at threshold {cm['threshold']:g} (tp, fn, fp, tn):", cm["rows_class"])
+  else:
+    print("  confusion matrix (rows true, columns predicted):", cm["rows_true_cols_predicted"])
 
 
 if __name__ == "__main__":

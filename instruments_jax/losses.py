@@ -34,9 +34,9 @@ def probabilities(logits, kind: str, xp=np):
 
 
 def clip_losses(probs: np.ndarray, labels: np.ndarray, kind: str) -> np.ndarray:
-  """Returns each clip's loss on its (chunk-averaged) probabilities [N, C] for class indices [N]."""
-  targets = np.eye(probs.shape[1])[labels]
+  """Returns each clip's loss on its (chunk-averaged) probabilities [N, C] for class indices [N] or multi-hot [N, C]."""
+  targets = np.eye(probs.shape[1])[labels] if labels.ndim == 1 else np.asarray(labels, np.float64)
   p = np.clip(np.asarray(probs, np.float64), 1e-7, 1 - 1e-7)
   if kind == "bce":
     return -np.mean(targets * np.log(p) + (1 - targets) * np.log(1 - p), axis=1)
-  return -np.log(p[np.arange(len(labels)), labels])
+  return -np.sum(targets * np.log(p), axis=1)

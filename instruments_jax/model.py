@@ -15,7 +15,7 @@ import instruments_jax  # noqa: F401  (selects the JAX backend before keras load
 import keras
 from keras.utils import get_file
 
-from instruments_jax import CLASSES
+from instruments_jax.data import sources
 
 IMAGENET_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 IMAGENET_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/" + IMAGENET_FILE
@@ -77,7 +77,7 @@ def build_model(cfg, input_shape: tuple | None = None, mixed_precision: bool | N
     x = backbone(inputs)
     if cfg.model.dropout > 0:
       x = keras.layers.Dropout(cfg.model.dropout, name="dropout")(x)
-    logits = keras.layers.Dense(len(CLASSES), dtype="float32", name="logits")(x)
+    logits = keras.layers.Dense(len(sources.class_names(cfg)), dtype="float32", name="logits")(x)
   finally:
     keras.config.set_dtype_policy(previous)
   if cfg.model.bn_momentum:

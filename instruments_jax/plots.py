@@ -10,7 +10,6 @@ import json
 
 import numpy as np
 
-from instruments_jax import CLASSES
 from instruments_jax.data import features
 
 
@@ -57,26 +56,36 @@ def plot_chart(metrics_path: str, path: str) -> list[str]:
   return [title for title, xs, _ in panels if xs]
 
 
-def plot_confusion(matrix: np.ndarray, title: str, path: str) -> None:
-  """Draws a confusion matrix (rows true, columns predicted) with its counts."""
+def plot_confusion(confusion: dict, title: str, path: str) -> None:
+  """Draws metrics' confusion matrix with its counts: rows true, columns predicted; or, multi-label, a row per
+  class with its true positives, misses, false alarms and true negatives at the threshold."""
   plt = _pyplot()
-  fig, ax = plt.subplots(figsize=(5.5, 4.8))
-  ax.imshow(matrix, cmap="Blues")
+  classes = confusion["classes"]
+  multi = "rows_class" in confusion
+  matrix = np.array(confusion["rows_class"] if multi else confusion["rows_true_cols_predicted"])
+  columns = ["true pos.", "missed", "false pos.", "true neg."] if multi else classes
+  size = max(len(classes), 4)
+  fig, ax = plt.subplots(figsize=(1.1 * len(columns) + 1.5, 0.75 * size + 1.5))
+  ax.imshow(matrix, cmap="Blues", aspect="auto")
   for (i, j), v in np.ndenumerate(matrix):
     ax.text(j, i, str(v), ha="center", va="center", color="white" if v > matrix.max() / 2 else "black")
-  ax.set_xticks(range(len(CLASSES)), CLASSES)
-  ax.set_yticks(range(len(CLASSES)), CLASSES)
-  ax.set_xlabel("predicted")
-  ax.set_ylabel("true")
+  ax.set_xticks(range(len(columns)), columns, rotation=30 if len(columns) > 4 else 0, ha="right" if
+                len(columns) > 4 else "center")
+  ax.set_yticks(range(len(classes)), classes)
+  ax.set_xlabel(f"at probability >= {confusion['threshold']:g}" if multi else "predicted")
+  ax.set_ylabel("class" if multi else "true")
   ax.set_title(title)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
 
 
-def plot_predictions(dataset, indices, probs, labels, losses, cfg, title, path) -> list[str]:
+def plot_predictions(dataset, indices, probs, losses, cfg, title, path) -> list[str]:
   """Draws the `logging.number_of_audios` highest-loss clips (log-mel of the first inference chunk, true and
-  predicted class, probability, loss); returns their names, worst first."""
+  predicted class, probability, loss); returns their names, worst first.
+
+  Multi-label datasets show every label at or above `prediction.probability_threshold` as predicted."""
+  classes, threshold = dataset.classes, cfg.prediction.probability_threshold
   plt = _pyplot()
   worst = np.argsort(-losses)[:cfg.logging.number_of_audios]
   cols = 4
@@ -89,10 +98,11 @@ def plot_predictions(dataset, indices, probs, labels, losses, cfg, title, path) 
     mel = features.log_mel(wave, cfg.audio)
     ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(0, seconds, 0, mel.shape[0]))
     pred = int(probs[k].argmax())
-    ok = pred == labels[k]
-    ax.set_title(f"true: {CLASSES[labels[k]]}   predicted: {CLASSES[pred]}\n"
+    true = set(dataset.clips[i].tags)
+    said = {c for c, p in zip(classes, probs[k]) if p >= threshold} if dataset.multi_label else {classes[pred]}
+    ax.set_title(f"true: {'|'.join(sorted(true)) or 'none'}   predicted: {'|'.join(sorted(said)) or 'none'}\n"
                  f"probability {probs[k, pred]:.3f}   loss {losses[k]:.3f}", fontsize=9,
-                 color="black" if ok else "crimson")
+                 color="black" if said == true else "crimson")
     ax.set_xlabel(f"{dataset.clips[i].name}  (s)", fontsize=7)
     ax.set_yticks([])
   for ax in list(axes.flat)[len(worst):]:

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from instruments_jax import CLASSES, cli, metrics
+from instruments_jax import cli, metrics
 from instruments_jax.data import audio, pipeline
 from instruments_jax.data.audio import DataError
 from instruments_jax.data.sources import AUDIO_EXTENSIONS, MAC_METADATA_DIR, Clip, Dataset
@@ -58,12 +58,12 @@ def predict_files(clf, files: list[str], batch_size: int | None = None,
       if not os.path.isfile(f):
         raise DataError(f"cannot read {f!r}: no such file")
       duration, sr, ch = audio.info(f)
-      clips.append(Clip(f, 0, duration, sr, ch, f))
+      clips.append(Clip(f, (), duration, sr, ch, f))
     except DataError as e:
       bad.append((f, str(e)))
   rows = []
   if clips:
-    ds = Dataset("predict", clips)
+    ds = Dataset("predict", clips, classes=clf.classes)
     probs, failures = metrics.predict_clips(clf.chunk_predictor(), ds, np.arange(len(clips)), cfg,
                                             tolerate_errors=True)
     plan = pipeline.eval_plan(ds, np.arange(len(clips)), cfg.prediction, tuple(cfg.data.length_buckets))
@@ -72,25 +72,27 @@ def predict_files(clf, files: list[str], batch_size: int | None = None,
       if i in failures:
         bad.append((clip.name, failures[i]))
         continue
-      rows.append({"file": clip.name, "label": CLASSES[int(p.argmax())],
-                   "labels": [c for c, v in zip(CLASSES, p) if v >= threshold], "duration_s": round(clip.duration, 3),
-                   "chunks": int(chunks[i]), **{c: float(v) for c, v in zip(CLASSES, p)}})
+      rows.append({"file": clip.name, "label": clf.classes[int(p.argmax())],
+                   "labels": [c for c, v in zip(clf.classes, p) if v >= threshold],
+                   "duration_s": round(clip.duration, 3), "chunks": int(chunks[i]),
+                   **{c: float(v) for c, v in zip(clf.classes, p)}})
   return rows, bad
 
 
-def write_output(path: str, rows: list[dict], bad: list[tuple[str, str]]) -> None:
+def write_output(path: str, rows: list[dict], bad: list[tuple[str, str]], classes) -> None:
+  """Writes the rows and the unreadable files as JSON, or as CSV with a probability column per class."""
   if path.lower().endswith(".json"):
     with open(path, "w") as f:
       json.dump({"predictions": rows, "failed": [{"file": f_, "reason": r} for f_, r in bad]}, f, indent=2)
     return
   with open(path, "w", newline="") as f:
     w = csv.writer(f)
-    w.writerow(["file", "label", "labels", "duration_s", "chunks", *CLASSES, "error"])
+    w.writerow(["file", "label", "labels", "duration_s", "chunks", *classes, "error"])
     for r in rows:
       w.writerow([r["file"], r["label"], ";".join(r["labels"]), r["duration_s"], r["chunks"],
-                  *(f"{r[c]:.6f}" for c in CLASSES), ""])
+                  *(f"{r[c]:.6f}" for c in classes), ""])
     for f_, reason in bad:
-      w.writerow([f_, "", "", "", "", *([""] * len(CLASSES)), reason])
+      w.writerow([f_, "", "", "", "", *([""] * len(classes)), reason])
 
 
 def main(argv=None):
@@ -124,9 +126,12 @@ def main(argv=None):
   rows, bad = predict_files(clf, files, a.batch_size, a.probability_threshold)
   dt = time.time() - t0
   width = max([len(r["file"]) for r in rows] + [4])
-  print(f"{'file':<{width}}  {'label':<7} " + " ".join(f"{c:>7}" for c in CLASSES) + "  above threshold")
+  classes = clf.classes
+  lw, cw = max(len(c) for c in classes + ("label",)), [max(len(c), 6) for c in classes]
+  print(f"{'file':<{width}}  {'label':<{lw}} " + " ".join(f"{c:>{w}}" for c, w in zip(classes, cw))
+        + "  above threshold")
   for r in rows:
-    print(f"{r['file']:<{width}}  {r['label']:<7} " + " ".join(f"{r[c]:>7.3f}" for c in CLASSES)
+    print(f"{r['file']:<{width}}  {r['label']:<{lw}} " + " ".join(f"{r[c]:>{w}.3f}" for c, w in zip(classes, cw))
           + "  " + (", ".join(r["labels"]) or "none"))
   if bad:
     print(f"\n{len(bad)} file(s) could not be read:")
@@ -134,7 +139,7 @@ def main(argv=None):
       print(f"  {f}: {reason}")
   print(f"\n{len(rows)} file(s) labelled in {dt:.1f}s ({len(rows) / max(dt, 1e-9):.2f} clips/s)", file=sys.stderr)
   if a.output:
-    write_output(a.output, rows, bad)
+    write_output(a.output, rows, bad, clf.classes)
   return 1 if bad else 0
 
 

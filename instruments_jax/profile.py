@@ -41,8 +41,8 @@ import jax
 import numpy as np
 from absl import flags
 
-from instruments_jax import CLASSES, cli, step
-from instruments_jax.data import features
+from instruments_jax import cli, step
+from instruments_jax.data import features, sources
 
 _STEPS = flags.DEFINE_integer("steps", 10, "Timed steps per round.")
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "Timed rounds; the step time is the median over rounds.")
@@ -154,7 +154,7 @@ def build_step(cfg, batch: int, frames: int | None = None, donate: bool = True, 
   else:
     # log-mel in dB: roughly what the front end produces (top_db 80 below a per-chunk maximum)
     x = step.shard((rng.normal(size=(batch, mels, t, 1)) * 15.0 - 40.0).astype(np.float32), s.mesh)
-  y = step.shard(rng.integers(0, len(CLASSES), size=(batch,)).astype(np.int32), s.mesh)
+  y = step.shard(rng.integers(0, len(sources.class_names(cfg)), size=(batch,)).astype(np.int32), s.mesh)
   return s.train_step, s.state, x, y
 
 
@@ -313,6 +313,8 @@ def main(argv):
   del argv
   cfg = cli.config_or_exit(device_count=jax.device_count())
   with cli.clean_errors():
+    if cfg.data.classes == "auto" and cfg.data.path != "synth":  # the head's width: the classes of the data
+      cfg.data.classes = ",".join(sources.resolve_classes(cfg.data))
     r = profile(cfg, steps=_STEPS.value, rounds=_ROUNDS.value, warmup=_WARMUP.value, trace_steps=_TRACE_STEPS.value,
                 trace_dir=_TRACE_DIR.value, hlo_dir=_HLO_DIR.value, donate=_DONATE.value, sync=_SYNC.value,
                 batch=_BATCH.value, frames=_FRAMES.value)

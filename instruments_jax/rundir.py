@@ -17,6 +17,7 @@ import numpy as np
 from absl import logging
 
 from instruments_jax import checkpoint, configs
+from instruments_jax.data import synth
 
 
 def open_run(cfg, workdir: str, process_index: int = 0, process_count: int = 1):
@@ -40,6 +41,8 @@ def open_run(cfg, workdir: str, process_index: int = 0, process_count: int = 1):
     if cfg.seed < 0:  # resuming: the seed this run drew at its start
       with cfg.unlocked():
         cfg.seed = int(old.seed)
+    if cfg.data.classes == "auto":  # resuming: the classes it read from its data (the data must still agree)
+      cfg.data.classes = old.data.classes
     changed = configs.changed_on_resume(old, cfg)
     if changed:
       raise configs.ConfigError(
@@ -51,10 +54,16 @@ def open_run(cfg, workdir: str, process_index: int = 0, process_count: int = 1):
     with cfg.unlocked():
       cfg.seed = int(np.random.SeedSequence().entropy % (2**31))
   if process_index == 0:
-    text = cfg.to_json_best_effort(indent=2)
-    with checkpoint.space_for(saved, len(text)), open(saved, "w") as f:
-      f.write(text)
+    write_config(cfg, workdir)
   return lock
+
+
+def write_config(cfg, workdir: str) -> None:
+  """Writes the resolved config to workdir/config.json."""
+  path = os.path.join(workdir, "config.json")
+  text = cfg.to_json_best_effort(indent=2)
+  with checkpoint.space_for(path, len(text)), open(path, "w") as f:
+    f.write(text)
 
 
 def _move_run_aside(workdir: str) -> str | None:
@@ -90,6 +99,8 @@ def load_config(workdir: str):
     raise checkpoint.RunDirError(f"run {workdir!r}: {path} does not read ({e}); restore it from the command that "
                                  f"made the run (--print_config prints it)") from None
   cfg = configs.get_config(saved.get("name") if saved.get("name") in configs.NAMES else "baseline")
+  # Runs from before data.classes all trained on the embedded set's four classes.
+  saved.setdefault("data", {}).setdefault("classes", ",".join(synth.DEFAULT_CLASSES))
   dropped = []
 
   def overlay(target, values, prefix):

@@ -17,8 +17,8 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from instruments_jax import CLASSES, losses
-from instruments_jax.data import augment, features
+from instruments_jax import losses
+from instruments_jax.data import augment, features, sources
 
 
 def make_optimizer(cfg, total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
@@ -77,13 +77,14 @@ def make_steps(model, tx, cfg, seed: int = 0, predict_model=None, donate: bool =
   (the same weights in the inference precision) when one is given.
   """
   predict_model = predict_model or model
+  num_classes = len(sources.class_names(cfg))
 
   def train_step(state, x, y):
     if cfg.audio.features_on_device:  # waveforms [B, samples] in; the log-mel is part of the step
       x = features.log_mel(x, cfg.audio, xp=jnp)[..., None]
     if cfg.augmentation.mix_audio == "mixup":
       key = jax.random.fold_in(jax.random.key(seed), state["step"])
-      x, y = augment.mixup(x, jax.nn.one_hot(y, len(CLASSES)), key, cfg.augmentation)
+      x, y = augment.mixup(x, jax.nn.one_hot(y, num_classes) if y.ndim == 1 else y, key, cfg.augmentation)
 
     def loss_fn(params):
       logits, model_state = model.stateless_call(params, state["model_state"], x, training=True)

@@ -54,6 +54,13 @@ def load_data(cfg, feature_cache=None):
   """
   d = cfg.data
   train_ds, train_idx, val_idx = sources.train_validation(d)
+  d.classes = ",".join(train_ds.classes)  # the run owns its classes: config.json lists them, in the model's order
+  if train_ds.multi_label and cfg.train.loss == "softmax":
+    several = sum(len(c.tags) != 1 for c in train_ds.clips)
+    raise configs.ConfigError([f"train.loss='softmax': the training data is multi-label ({several} clip(s) have "
+                               f"other than one label); softmax picks exactly one class: use train.loss=bce"])
+  logging.info("classes%s: %s", " (multi-label)" if train_ds.multi_label else "",
+               ", ".join(f"{c} ({n})" for c, n in zip(train_ds.classes, train_ds.support())))
   test_ds = sources.open_split(d, "test")
   if feature_cache is not None:
     decode = feature_cache.fill
@@ -143,6 +150,7 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
   train_ds, train_idx, val_idx, test_ds, feature_cache = load_data(cfg, feature_cache)
   cli.check_stop()
   if primary:
+    rundir.write_config(cfg, workdir)  # with data.classes resolved
     rundir.write_skipped(workdir, train_ds.skipped + (test_ds.skipped if test_ds else []))
   logging.info("data %s: %d train / %d validation clips; test: %s", cfg.data.path, len(train_idx), len(val_idx),
                f"{len(test_ds)} clips" if test_ds else "none")
@@ -176,7 +184,8 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
       return gather(s.predict(state["params"], state["model_state"], step.shard(x, s.mesh)))
 
     probs, _ = metrics.predict_clips(predict_fn, ds, idx, cfg, cache=feature_cache)
-    m = metrics.classification_metrics(probs, ds.labels[idx], cfg.train.loss)
+    m = metrics.classification_metrics(probs, ds.target(idx), cfg.train.loss, ds.classes,
+                                       cfg.prediction.probability_threshold)
     logging.info("%s: loss %.4f  accuracy %.4f  roc_auc %.4f  (%d clips, %.0fs)", split, m["loss"],
                  m["accuracy"], m["roc_auc"], m["clips"], time.time() - t0)
     return m

@@ -23,7 +23,7 @@ BAD = {
     "inf.wav": "NaN or infinite",
     "missing.wav": "file not found",
     "synth_train_0001.wav": "duplicate of row 3",
-    "kazoo.wav": "unknown label 'Sound_Kazoo'",
+    "nolabel.wav": "empty label ''",
     "../../etc/passwd": "escapes the data root",
     "/etc/passwd": "escapes the data root",
 }
@@ -49,13 +49,13 @@ def messy_dir(tmp_path_factory, kaggle_dir):
     w[1000] = value
     sf.write(d / name, w, 22050, subtype="FLOAT")
   sf.write(d / "silent.wav", np.zeros(22050, np.float32), 22050)  # valid: silence trains
-  sf.write(d / "kazoo.wav", wave, 22050)
+  sf.write(d / "nolabel.wav", wave, 22050)
   sf.write(d / "unreadable.wav", wave, 22050)
   os.chmod(d / "unreadable.wav", 0)
   rows = (root / "Metadata_Train.csv").read_text().splitlines()
   rows = [rows[0] + ",Notes"] + [r + ",ok" for r in rows[1:]]  # an extra column is ignored
-  rows += [f"{n},Sound_Drum,bad" for n in BAD if n not in ("kazoo.wav", "synth_train_0001.wav")]
-  rows += ["synth_train_0001.wav,Sound_Piano,again", "kazoo.wav,Sound_Kazoo,x", "silent.wav,Sound_Drum,fine"]
+  rows += [f"{n},Sound_Drum,bad" for n in BAD if n not in ("nolabel.wav", "synth_train_0001.wav")]
+  rows += ["synth_train_0001.wav,Sound_Piano,again", "nolabel.wav,,x", "silent.wav,Sound_Drum,fine"]
   (root / "Metadata_Train.csv").write_bytes(("\ufeff" + "\r\n".join(rows) + "\r\n").encode("utf-8"))
   return root
 

@@ -23,7 +23,7 @@ def test_evaluate_on_kaggle_test_split_with_the_typo(smoke_run, kaggle_dir, tmp_
   m = json.load(open(tmp_path / "eval_test.json"))
   assert m["clips"] == 12
   truth = [synth.split_labels(0, "test")[i] for i in range(12)]
-  assert {k: v["support"] for k, v in m["per_class"].items()} == {c: truth.count(c) for c in instruments_jax.CLASSES}
+  assert {k: v["support"] for k, v in m["per_class"].items()} == {c: truth.count(c) for c in synth.DEFAULT_CLASSES}
   cm = np.array(m["confusion_matrix"]["rows_true_cols_predicted"])
   assert cm.sum() == 12 and np.trace(cm) / 12 == m["accuracy"]
   for fig in ("confusion_matrix_test.png", "test_predictions.png"):

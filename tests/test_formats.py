@@ -8,7 +8,7 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from instruments_jax import CLASSES
+from instruments_jax.data.synth import DEFAULT_CLASSES as CLASSES
 from instruments_jax.configs import get_config
 from instruments_jax.data import audio, sources
 

@@ -10,7 +10,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "instruments_jax"
 # Bottom to top. A module may import modules of its own layer or of layers below, never above;
 # the order is written here once (BUILD_NOTES.md explains the cut).
 LAYERS = [
-    ("root", ["instruments_jax"]),  # selects the JAX backend; CLASSES
+    ("root", ["instruments_jax"]),  # selects the JAX backend
     ("configs", ["instruments_jax.configs*"]),  # named configs, the field schema, validate, describe
     ("data", ["instruments_jax.data*"]),  # sources, audio, features, cache, augment, pipeline, synth, inspect
     ("model", ["instruments_jax.model", "instruments_jax.losses"]),

@@ -12,17 +12,36 @@ from instruments_jax.data.audio import DataError
 def test_scores_of_a_hand_made_example():
   # 4 clips, classes 0..3; clip 3 (piano) is predicted as violin
   probs = np.array([[0.9, 0.1, 0.0, 0.0], [0.1, 0.8, 0.1, 0.0], [0.0, 0.1, 0.7, 0.2], [0.0, 0.0, 0.6, 0.4]])
-  m = metrics.classification_metrics(probs, np.array([0, 1, 2, 3]), "bce", detailed=True)
-  assert m["accuracy"] == 0.75 and m["clips"] == 4
+  m = metrics.classification_metrics(probs, np.array([0, 1, 2, 3]), "bce", ("guitar", "drum", "violin", "piano"),
+                                     detailed=True)
+  assert m["accuracy"] == 0.75 and m["clips"] == 4 and not m["multi_label"]
   assert m["confusion_matrix"]["rows_true_cols_predicted"] == [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 1, 0]]
   # F1: guitar 1, drum 1, violin 2/3 (precision 1/2, recall 1), piano 0
   assert m["macro_f1"] == pytest.approx((1 + 1 + 2 / 3 + 0) / 4)
   assert m["per_class"]["violin"]["precision"] == 0.5 and m["per_class"]["piano"]["recall"] == 0.0
   assert m["roc_auc"] == 1.0  # each class's own clip still ranks first in its column
+  assert m["map"] == 1.0 and m["per_class"]["piano"]["ap"] == 1.0
+  # at probability >= 0.5 each of the first three clips is right; the piano clip is called violin (0.6)
+  assert m["per_class"]["piano"]["f1_at_threshold"] == 0.0 and m["per_class"]["violin"]["f1_at_threshold"] == 2 / 3
+
+
+def test_multi_label_scores_of_a_hand_made_example():
+  probs = np.array([[0.9, 0.8, 0.1], [0.2, 0.7, 0.6], [0.6, 0.1, 0.2]])
+  targets = np.array([[1, 1, 0], [0, 1, 0], [1, 0, 1]], np.float32)
+  m = metrics.classification_metrics(probs, targets, "bce", ("a", "b", "c"), threshold=0.5, detailed=True)
+  assert m["multi_label"] and m["clips"] == 3
+  assert m["accuracy"] == pytest.approx(1 / 3)  # only clip 0's label set is exactly right at 0.5
+  assert m["macro_f1"] == pytest.approx(2 / 3)  # a: 1, b: 1, c: 0 (one false alarm, one miss)
+  # AP: a and b rank their positives first; c's only positive (0.2) ranks behind a negative (0.6)
+  assert m["map"] == pytest.approx((1 + 1 + 0.5) / 3) and m["per_class"]["c"]["ap"] == pytest.approx(0.5)
+  assert m["confusion_matrix"]["rows_class"][2] == [0, 1, 1, 1]  # tp, fn, fp, tn
+  assert m["per_class"]["a"]["support"] == 2 and m["per_class"]["c"]["support"] == 1
+  bce = -np.mean(targets * np.log(probs) + (1 - targets) * np.log(1 - probs), axis=1).mean()
+  assert m["loss"] == pytest.approx(bce)
 
 
 def _clips(durations):
-  return sources.Dataset("t", [sources.Clip(f"c{i}", 0, d, 44100, 1, f"/nonexistent/c{i}.wav")
+  return sources.Dataset("t", [sources.Clip(f"c{i}", (), d, 44100, 1, f"/nonexistent/c{i}.wav")
                                for i, d in enumerate(durations)])
 
 

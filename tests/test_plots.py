@@ -28,6 +28,6 @@ def test_predictions_figure_shows_the_highest_loss_clips_first(tmp_path):
   ds = sources.synth_dataset(0, "test")
   idx = np.array([0, 1, 2, 3])
   probs = np.full((4, 4), 0.25)
-  shown = plots.plot_predictions(ds, idx, probs, ds.labels[idx], np.array([0.1, 0.9, 0.5, 0.2]), cfg, "t",
+  shown = plots.plot_predictions(ds, idx, probs, np.array([0.1, 0.9, 0.5, 0.2]), cfg, "t",
                                  str(tmp_path / "p.png"))
   assert shown == [ds.clips[1].name, ds.clips[2].name]

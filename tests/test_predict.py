@@ -10,6 +10,7 @@ import soundfile as sf
 
 import instruments_jax
 from instruments_jax.data import synth
+from instruments_jax.data.synth import DEFAULT_CLASSES as CLASSES
 
 pytestmark = pytest.mark.slow  # the smoke_run fixture trains
 
@@ -38,9 +39,9 @@ def test_predict_lists_broken_files_and_averages_chunks_of_long_ones(smoke_run, 
   assert p.returncode == 1, p.stderr
   assert set(rows) == {"good0.wav", "good1.wav", "good2.wav", "long.flac", "broken.wav"}
   for name in ("good0.wav", "good1.wav", "good2.wav", "long.flac"):
-    probs = [float(rows[name][c]) for c in instruments_jax.CLASSES]
+    probs = [float(rows[name][c]) for c in CLASSES]
     assert all(0 <= v <= 1 for v in probs)
-    assert rows[name]["label"] == instruments_jax.CLASSES[int(np.argmax(probs))]
+    assert rows[name]["label"] == CLASSES[int(np.argmax(probs))]
   assert rows["long.flac"]["chunks"] == "4"  # 3 s cap / 0.75 s chunks
   assert rows["broken.wav"]["error"].startswith("cannot read")
   assert "broken.wav" in p.stdout and "could not be read" in p.stdout
@@ -52,11 +53,11 @@ def test_labels_lists_every_class_at_or_above_the_threshold(smoke_run, folder, t
   for name in ("good0.wav", "good1.wav", "long.flac"):
     listed = set(filter(None, rows[name]["labels"].split(";")))
     if threshold == 0.0:
-      assert listed == set(instruments_jax.CLASSES)
+      assert listed == set(CLASSES)
     elif threshold == 1.0:
       assert listed == set()  # sigmoid probabilities stay below 1
     else:
-      assert listed == {c for c in instruments_jax.CLASSES if float(rows[name][c]) >= 0.3}
+      assert listed == {c for c in CLASSES if float(rows[name][c]) >= 0.3}
 
 
 def test_a_threshold_outside_0_1_exits_2(smoke_run, folder, tmp_path):

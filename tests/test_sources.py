@@ -4,8 +4,8 @@ import shutil
 import numpy as np
 import pytest
 
-from instruments_jax import CLASSES
 from instruments_jax.data import sources, synth
+from instruments_jax.data.synth import DEFAULT_CLASSES as CLASSES
 from instruments_jax.data.audio import DataError
 
 
@@ -28,18 +28,20 @@ def test_kaggle_test_csv_typo_maps_to_guitar(kaggle_dir):
   ds = sources.open_dataset(str(kaggle_dir), "test")
   truth = synth.split_labels(0, "test")[:12]
   assert ds.labels.tolist() == [CLASSES.index(l) for l in truth]
+  assert ds.classes == ("guitar", "drum", "violin", "piano")
   assert sources.canonical_label("Sound_Guiatr") == "guitar"
-  assert sources.canonical_label("Sound_Kazoo") is None
+  assert sources.canonical_label("Sound_Kazoo") == "kazoo"
+  assert sources.canonical_label("  ") is None
 
 
 def test_class_folder_layout(tmp_path, kaggle_dir):
   src = sources.open_dataset(str(kaggle_dir), "train")
   for clip in src.clips[:8]:
-    d = tmp_path / ("Drums" if CLASSES[clip.label] == "drum" else CLASSES[clip.label])
+    d = tmp_path / ("Drums" if clip.tags[0] == "drum" else clip.tags[0])
     d.mkdir(exist_ok=True)
     shutil.copy(clip.path, d / os.path.basename(clip.path))
   ds = sources.open_dataset(str(tmp_path), "train")
-  assert sorted(c.label for c in ds.clips) == sorted(c.label for c in src.clips[:8])
+  assert sorted(c.tags for c in ds.clips) == sorted(c.tags for c in src.clips[:8])
   assert sources.open_dataset(str(tmp_path), "test") is None
 
 
@@ -51,9 +53,12 @@ def test_missing_file_and_unknown_label_stop_with_the_row_named(tmp_path, kaggle
     sources.open_dataset(str(tmp_path / "d"), "train")
   ds = sources.open_dataset(str(tmp_path / "d"), "train", skip_bad_files=True)
   assert len(ds) == 24 and ds.skipped[0][0] == "nowhere.wav"
-  csv_path.write_text(csv_path.read_text().replace("nowhere.wav,Sound_Drum", "synth_train_0000.wav,Sound_Kazoo"))
-  with pytest.raises(DataError, match="unknown label 'Sound_Kazoo'"):
+  csv_path.write_text(csv_path.read_text().replace("nowhere.wav,Sound_Drum", "synth_train_0000.wav,"))
+  with pytest.raises(DataError, match=r"row 26 \('synth_train_0000.wav'\): empty label ''"):
     sources.open_dataset(str(tmp_path / "d"), "train")
+  csv_path.write_text(csv_path.read_text().replace("synth_train_0000.wav,\n", "synth_train_0000.wav,Sound_Kazoo\n"))
+  with pytest.raises(DataError, match=r"row 26 .*label 'kazoo' is not one of the run's classes \(guitar, drum, "):
+    sources.open_dataset(str(tmp_path / "d"), "train", classes=CLASSES)
 
 
 def test_paths_escaping_the_data_root_are_never_opened(tmp_path, kaggle_dir):
@@ -83,7 +88,7 @@ def test_program_validation_holds_out_one_program_per_class():
   ds = sources.synth_dataset(0, "train")
   train, val = sources.program_split(ds)
   assert len(train) + len(val) == len(ds) and not set(train) & set(val)
-  programs = lambda idx: {(ds.clips[i].label, synth.clip_spec(0, "train", int(i)).program) for i in idx[:400]}
+  programs = lambda idx: {(ds.clips[i].tags, synth.clip_spec(0, "train", int(i)).program) for i in idx[:400]}
   held = programs(val)
   assert len(held) == 4 and not held & programs(train)
   assert sorted(np.unique(ds.labels[val])) == [0, 1, 2, 3]
@@ -100,7 +105,7 @@ def test_a_csv_with_a_header_and_no_rows_is_named(tmp_path, kaggle_dir):
 def test_macos_metadata_beside_class_folders_is_ignored(tmp_path, kaggle_dir):
   src = sources.open_dataset(str(kaggle_dir), "train")
   for clip in src.clips[:4]:
-    d = tmp_path / CLASSES[clip.label]
+    d = tmp_path / clip.tags[0]
     d.mkdir(exist_ok=True)
     shutil.copy(clip.path, d / os.path.basename(clip.path))
     (d / ("._" + os.path.basename(clip.path))).write_bytes(b"\x00\x05\x16\x07 Mac OS X resource fork")
@@ -108,7 +113,7 @@ def test_macos_metadata_beside_class_folders_is_ignored(tmp_path, kaggle_dir):
   (tmp_path / "__MACOSX" / "guitar" / "._x.wav").write_bytes(b"\x00\x05\x16\x07")
   ds = sources.open_dataset(str(tmp_path), "train")  # no bad clip, no "not a class"
   assert sorted(c.name for c in ds.clips) == sorted(
-      os.path.join(CLASSES[c.label], os.path.basename(c.path)) for c in src.clips[:4])
+      os.path.join(c.tags[0], os.path.basename(c.path)) for c in src.clips[:4])
 
 
 def test_skip_bad_files_that_leaves_no_clip_is_an_error(tmp_path):

@@ -16,3 +16,4 @@ def get_config(name: str):
   if name not in NAMES:
     raise ValueError(f"unknown config {name!r}; choose one of {', '.join(NAMES)}")
   return importlib.import_module(f"instruments_jax.configs.{name}").get_config()
+

@@ -58,13 +58,19 @@ def get_config():
   c.data = ml_collections.ConfigDict()
   c.data.path = "synth"  # "synth" (embedded, rendered lazily) or a dataset directory
   c.data.synth_seed = 0
+  # The label set: "auto" reads it from the training split (Kaggle's Sound_Guitar... give guitar,
+  # drum, violin, piano, in that order); or "flute,trumpet,cello" fixes the set and its order.
+  c.data.classes = "auto"
   c.data.audio_column = "FileName"
   c.data.label_column = "Class"
+  c.data.label_separator = "|"  # multi-label cells: "guitar|piano"
+  c.data.label_columns = ""  # or one 0/1 CSV column per class: "guitar,piano,..."
   c.data.validation_strategy = "kfold"  # or "programs" (synth only: one GM program per class held out)
   c.data.num_folds = 5  # validation_size=0.2
   c.data.validation_fold = 4  # folds=['4']
   c.data.fold_seed = 0
   c.data.data_sample = 1.0
+  c.data.sampling = "natural"  # or "balanced": every class equally often in each batch
   c.data.num_workers = 4  # environment.number_of_workers
   c.data.skip_bad_files = False
   # Not in the recipe. Whole-clip log-mels cached on disk: "auto" ($INSTRUMENTS_JAX_CACHE or

@@ -101,6 +101,21 @@ class CacheDir:
     return None
 
 
+class ClassList:
+  """Allows auto or at least 2 distinct comma-separated class names."""
+
+  text = "auto, or 2 or more distinct class names joined by commas (guitar,drum,violin,piano)"
+
+  def problem(self, v):
+    if v == "auto":
+      return None
+    names = [n.strip().lower() for n in v.split(",")]
+    if len(names) < 2 or not all(names):
+      return f"must name 2 or more classes, none empty; choose {self.text}"
+    twice = sorted({n for n in names if names.count(n) > 1})
+    return f"names {', '.join(twice)} more than once" if twice else None
+
+
 class Numbers:
   """Allows a tuple (or JSON list) of finite numbers: `count` of them, > 0, ascending as asked."""
 
@@ -189,8 +204,16 @@ FIELDS: dict[str, Field] = {
     "data.path": Field(str, "dataset: the embedded synth set, or a folder (Kaggle layout or a folder per class)",
                        DataPath()),
     "data.synth_seed": Field(int, "seed of the embedded synth set's clips", _NONNEG),
+    "data.classes": Field(str, "the label set and its order: auto reads it from the training split (the embedded "
+                          "set's families first, then the rest alphabetically); a list also rejects other labels",
+                          ClassList()),
     "data.audio_column": Field(str, "CSV column naming each clip's audio file", Text()),
-    "data.label_column": Field(str, "CSV column holding each clip's class", Text()),
+    "data.label_column": Field(str, "CSV column holding each clip's class (several joined by data.label_separator)",
+                               Text()),
+    "data.label_separator": Field(str, "joins several labels in one label cell (multi-label); empty: one label per "
+                                  "cell"),
+    "data.label_columns": Field(str, "comma-separated CSV columns holding 0/1 per class (multi-label), read instead "
+                                "of data.label_column; empty: off"),
     "data.validation_strategy": Field(str, "how validation clips are held out: stratified k-fold, or one GM "
                                       "program per class (synth only)", OneOf("kfold", "programs")),
     "data.num_folds": Field(int, "k of the stratified k-fold split", Range(2)),
@@ -198,6 +221,8 @@ FIELDS: dict[str, Field] = {
     "data.fold_seed": Field(int, "seed of the fold split and of data_sample's subsampling", _NONNEG),
     "data.data_sample": Field(float, "fraction of each class's train and validation clips used",
                               Range(0, 1, lo_open=True)),
+    "data.sampling": Field(str, "training clip order: natural (each clip once per epoch) or balanced (each class "
+                           "equally often in every batch)", OneOf("natural", "balanced")),
     "data.num_workers": Field(int, "data-loading worker processes; 0 loads in the main process", _NONNEG),
     "data.skip_bad_files": Field(bool, "leave out (and list) files that fail to decode instead of stopping"),
     "data.cache_dir": Field(str, "on-disk log-mel cache: auto ($INSTRUMENTS_JAX_CACHE or ~/.cache), none, or a "
@@ -293,6 +318,13 @@ def _programs_need_synth(v, _):
   return None
 
 
+def _balanced_without_buckets(v, _):
+  if v["data.sampling"] == "balanced" and v["data.length_buckets"]:
+    return (f"data.sampling='balanced' with data.length_buckets={tuple(v['data.length_buckets'])!r}: a batch holds "
+            f"one bucket's clips, so it cannot also hold every class equally; choose one of them")
+  return None
+
+
 def _max_chunk_covers_chunk(v, _):
   chunk, cap = v["prediction.inference_chunk_seconds"], v["prediction.max_inference_chunk_seconds"]
   if cap < chunk:
@@ -333,6 +365,8 @@ RULES: tuple[Rule, ...] = (
          _masks_before_device_features),
     Rule(("data.validation_strategy", "data.path"), "programs needs data.path=synth", _programs_need_synth),
     Rule(("data.validation_fold", "data.num_folds"), "< data.num_folds", _fold_in_range),
+    Rule(("data.sampling", "data.length_buckets"), "natural while data.length_buckets are set",
+         _balanced_without_buckets),
     Rule(("train.batch_size",), "a multiple of the device count", _batch_over_devices),
     Rule(("train.warmup_epochs", "train.epochs"), "<= train.epochs", _warmup_within_training),
     Rule(("prediction.max_inference_chunk_seconds", "prediction.inference_chunk_seconds"),

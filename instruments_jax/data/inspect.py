@@ -17,7 +17,6 @@ import sys
 
 import numpy as np
 
-from instruments_jax import CLASSES
 from instruments_jax.data import audio, sources
 from instruments_jax.data.audio import DataError
 
@@ -25,10 +24,12 @@ from instruments_jax.data.audio import DataError
 def inspect(path: str, decode: bool = True) -> tuple[dict, list[tuple[str, str, str]]]:
   """Returns ({split: Dataset}, [(split, file, reason)] of every bad file)."""
   splits, bad, ignored = {}, [], []
+  classes = None  # the training split's, as data.classes=auto reads them; other splits are checked against them
   for split in ("train", "test"):
-    ds = sources.open_dataset(path, split, skip_bad_files=True)
+    ds = sources.open_dataset(path, split, skip_bad_files=True, classes=classes)
     if ds is None:
       continue
+    classes = classes or ds.classes
     bad += [(split, name, why) for name, why in ds.skipped]
     ignored += [(split, name) for name in ds.ignored]
     if decode:
@@ -39,7 +40,7 @@ def inspect(path: str, decode: bool = True) -> tuple[dict, list[tuple[str, str, 
           good.append(c)
         except DataError as e:
           bad.append((split, c.name, str(e)))
-      ds.clips = good
+      ds = sources.Dataset(ds.name, good, ds.skipped, ds.ignored, classes=ds.classes, multi_label=ds.multi_label)
     splits[split] = ds
   if not splits:
     raise DataError(f"{path!r} holds no dataset: neither Metadata_*.csv nor class folders")
@@ -50,11 +51,19 @@ def inspect(path: str, decode: bool = True) -> tuple[dict, list[tuple[str, str, 
 
 def report(splits: dict, bad: list) -> str:
   lines = []
-  width = max(len(c) for c in CLASSES)
-  lines.append(f"{'class':<{width}}  " + "  ".join(f"{s:>7}" for s in splits))
-  for k, name in enumerate(CLASSES):
-    lines.append(f"{name:<{width}}  " + "  ".join(f"{int(np.sum(ds.labels == k)):>7}" for ds in splits.values()))
-  lines.append(f"{'total':<{width}}  " + "  ".join(f"{len(ds):>7}" for ds in splits.values()))
+  first = next(iter(splits.values()))
+  classes = first.classes
+  width = max(len(c) for c in classes + ("total",))
+  support = {split: ds.support() for split, ds in splits.items()}
+  lines.append(f"{'class':<{width}}  " + "  ".join(f"{s:>13}" for s in splits))
+  for k, name in enumerate(classes):
+    lines.append(f"{name:<{width}}  " + "  ".join(f"{n[k]:>7} {100 * n[k] / max(len(splits[s]), 1):>4.0f}%"
+                                                   for s, n in support.items()))
+  lines.append(f"{'total':<{width}}  " + "  ".join(f"{len(ds):>13}" for ds in splits.values()))
+  n = support[next(iter(splits))]
+  lines.append(f"{len(classes)} classes{' (multi-label: a clip counts once per label)' if first.multi_label else ''}"
+               f"; the largest has {n.max() / max(n.min(), 1):.1f}x the clips of the smallest"
+               + ("; consider --config.data.sampling=balanced" if n.max() > 3 * max(n.min(), 1) else ""))
   for split, ds in splits.items():
     if not len(ds):
       continue

@@ -44,7 +44,7 @@ class _TrainBatch:
   def __call__(self, entry, rng: np.random.Generator):
     clips, seconds = entry
     xs = [self.one(int(i), float(seconds), rng) for i in clips]
-    return {"x": np.stack(xs), "y": np.array([self.dataset.clips[int(i)].label for i in clips], np.int32)}
+    return {"x": np.stack(xs), "y": self.dataset.target(clips)}
 
   @property
   def cached(self) -> bool:
@@ -117,11 +117,42 @@ def train_batches(dataset: Dataset, indices: np.ndarray, cfg, seed: int, epochs:
     ds = grain.MapDataset.source(_batch_plan(dataset, np.asarray(indices), cfg, seed, epochs)).seed(seed).random_map(load)
     return worker_iter(ds, workers)
   per_epoch = steps_per_epoch(n, b, cfg.train.drop_last_batch) * b
-  ds = grain.MapDataset.range(n).seed(seed).shuffle()
-  if per_epoch < n:  # drop-last: each epoch drops a different tail of its own permutation
-    ds = ds.slice(slice(0, per_epoch))
-  ds = ds.repeat(epochs).random_map(_OneClip(load, np.asarray(indices), cfg.audio.training_chunk_seconds))
+  if cfg.data.sampling == "balanced":
+    labels = dataset.labels[np.asarray(indices)]
+    ds = grain.MapDataset.source(np.concatenate([balanced_order(labels, per_epoch // b, b, [seed, epoch])
+                                                 for epoch in range(epochs)])).seed(seed)
+  else:
+    ds = grain.MapDataset.range(n).seed(seed).shuffle()
+    if per_epoch < n:  # drop-last: each epoch drops a different tail of its own permutation
+      ds = ds.slice(slice(0, per_epoch))
+    ds = ds.repeat(epochs)
+  ds = ds.random_map(_OneClip(load, np.asarray(indices), cfg.audio.training_chunk_seconds))
   return worker_iter(ds.batch(b, drop_remainder=cfg.train.drop_last_batch), workers)
+
+
+def balanced_order(labels: np.ndarray, steps: int, batch_size: int, seed) -> np.ndarray:
+  """Returns `steps` batches of positions into `labels`, flattened, each batch holding every class equally often.
+
+  Each batch takes `batch_size // classes` clips of every class, and the remainder from a
+  seeded draw of distinct classes, in shuffled order; within a class, clips come in seeded
+  permutations, a new one when the last is used up, so every clip of a small class is seen
+  before any repeats. A multi-label clip counts as its first label.
+  """
+  rng = np.random.default_rng(seed)
+  classes = np.unique(labels)
+  members = [np.flatnonzero(labels == c) for c in classes]
+  queues = [rng.permutation(m) for m in members]
+  taken = [0] * len(classes)
+  out = np.empty(steps * batch_size, np.int64)
+  per, extra = divmod(batch_size, len(classes))
+  for s in range(steps):
+    draws = np.concatenate([np.repeat(np.arange(len(classes)), per), rng.permutation(len(classes))[:extra]])
+    for k, c in enumerate(rng.permutation(draws)):
+      if taken[c] == len(queues[c]):
+        queues[c], taken[c] = rng.permutation(members[c]), 0
+      out[s * batch_size + k] = queues[c][taken[c]]
+      taken[c] += 1
+  return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,7 +163,7 @@ class _OneClip:
 
   def __call__(self, k, rng: np.random.Generator):
     i = int(self.indices[k])
-    return {"x": self.load.one(i, self.seconds, rng), "y": np.int32(self.load.dataset.clips[i].label)}
+    return {"x": self.load.one(i, self.seconds, rng), "y": self.load.dataset.target([i])[0]}
 
 
 def eval_plan(dataset: Dataset, indices: np.ndarray, pred_cfg, buckets=()) -> list[tuple[int, int, float, float]]:

@@ -14,7 +14,6 @@ import os
 
 import numpy as np
 
-from instruments_jax import CLASSES
 from instruments_jax.data import audio, synth
 from instruments_jax.data.audio import DataError
 
@@ -29,19 +28,65 @@ KAGGLE_AUDIO_DIRS = {"train": ("Train_submission/Train_submission", "Train_submi
                      "unseen": ("Unseen_submission/Unseen_submission", "Unseen_submission")}
 
 
+TRUE_CELLS, FALSE_CELLS = ("1", "1.0", "true", "yes"), ("0", "0.0", "false", "no", "")
+
+
 def canonical_label(raw: str) -> str | None:
-  """Returns the class name a label spelling means (`Sound_Guiatr` -> `guitar`), or None."""
-  name = raw.strip().lower().replace(" ", "_")
+  """Returns the class name a label spelling means (`Sound_Guiatr` -> `guitar`, `Flute` -> `flute`); None if empty.
+
+  Lower case, spaces to underscores, a `sound_` prefix dropped (the Kaggle CSV's), then the
+  spellings of LABEL_ALIASES. A comma (which separates names in data.classes) becomes `_`.
+  """
+  name = raw.strip().lower().replace(" ", "_").replace(",", "_")
   if name.startswith("sound_"):
     name = name[len("sound_"):]
   name = LABEL_ALIASES.get(name, name)
-  return name if name in CLASSES else None
+  return name or None
+
+
+def order_classes(names) -> tuple[str, ...]:
+  """Returns class names in the stable order `data.classes=auto` uses: the embedded set's families first, in
+  synth.FAMILIES order (guitar, drum, violin, piano, ...), then every other name alphabetically."""
+  names = set(names)
+  known = [f for f in synth.FAMILIES if f in names]
+  return tuple(known + sorted(names - set(known)))
+
+
+def configured_classes(data_cfg) -> tuple[str, ...] | None:
+  """Returns the classes `data.classes` lists (canonical spellings, in its order), or None for `auto`."""
+  if data_cfg.classes == "auto":
+    return None
+  return tuple(canonical_label(n) for n in data_cfg.classes.split(","))
+
+
+def class_names(cfg) -> tuple[str, ...]:
+  """Returns the run's classes, in the order of the model's outputs.
+
+  A trained run's config lists them (`data.classes`, resolved from the data at the start of
+  training). `auto` on the embedded set means its default families; on any other data it
+  must be resolved first (`resolve_classes`).
+  """
+  if cfg.data.classes == "auto" and cfg.data.path != "synth":
+    raise ValueError(f"data.classes='auto' is not resolved for data.path={cfg.data.path!r}; read it from the "
+                     f"data first (instruments_jax.data.sources.resolve_classes)")
+  return configured_classes(cfg.data) or tuple(synth.DEFAULT_CLASSES)
+
+
+def resolve_classes(data_cfg, path: str | None = None) -> tuple[str, ...]:
+  """Returns the classes a run on `data_cfg` has: `data.classes`, or with `auto` those of the training split."""
+  given = configured_classes(data_cfg)
+  if given is not None:
+    return given
+  ds = open_split(data_cfg, "train", path)
+  if ds is None:
+    raise DataError(f"{path or data_cfg.path!r} has no training split to read the classes from")
+  return ds.classes
 
 
 @dataclasses.dataclass(frozen=True)
 class Clip:
   name: str  # as the user knows it: the CSV's FileName or the path under the root
-  label: int  # index into CLASSES
+  tags: tuple[str, ...]  # its labels (canonical class names); one for a single-label clip, none for "no class"
   duration: float
   sample_rate: int
   channels: int
@@ -59,20 +104,49 @@ class Dataset:
   ignored: list[str] = dataclasses.field(default_factory=list)  # class folders: files not audio by extension
   synth_seed: int | None = None
   synth_split: str | None = None
+  synth_classes: tuple[str, ...] = ()  # the families the embedded set's split was drawn from
+  classes: tuple[str, ...] = ()  # what label index c means: classes[c]
+  multi_label: bool = False  # targets are multi-hot rows (a clip may have several labels, or none)
 
   def __len__(self):
     return len(self.clips)
 
+  def __post_init__(self):
+    self._index = {c: k for k, c in enumerate(self.classes)}
+
   @property
   def labels(self) -> np.ndarray:
-    return np.array([c.label for c in self.clips], np.int32)
+    """Each clip's (first) label as an index into `classes` [N] (-1: a multi-label clip with none)."""
+    return np.array([self._index[c.tags[0]] if c.tags else -1 for c in self.clips], np.int32)
+
+  @property
+  def targets(self) -> np.ndarray:
+    """What the model learns: label indices [N] (int32), or multi-hot rows [N, C] (float32) when multi_label."""
+    return self.target(range(len(self.clips)))
+
+  def target(self, indices) -> np.ndarray:
+    """The targets of clips `indices` (a sequence), as `targets`."""
+    if not self.multi_label:
+      return np.array([self._index[self.clips[int(i)].tags[0]] for i in indices], np.int32)
+    out = np.zeros((len(indices), len(self.classes)), np.float32)
+    for row, i in enumerate(indices):
+      out[row, [self._index[t] for t in self.clips[int(i)].tags]] = 1.0
+    return out
+
+  def support(self) -> np.ndarray:
+    """Clips per class [C] (a multi-label clip counts once for each of its labels)."""
+    n = np.zeros(len(self.classes), np.int64)
+    for c in self.clips:
+      for t in c.tags:
+        n[self._index[t]] += 1
+    return n
 
   def load(self, i: int, start: float, duration: float, sample_rate: int) -> np.ndarray:
     """Returns mono float32 audio of clip i from `start`, exactly duration * sample_rate samples."""
     c = self.clips[i]
     n = int(round(duration * sample_rate))
     if c.path is None:
-      spec = synth.clip_spec(self.synth_seed, self.synth_split, i)
+      spec = synth.clip_spec(self.synth_seed, self.synth_split, i, self.synth_classes)
       return audio.to_mono(synth.render(spec, start, duration), spec.sample_rate, sample_rate, n)
     try:
       return audio.load_window(c.path, start, duration, sample_rate)
@@ -80,39 +154,72 @@ class Dataset:
       raise DataError(f"{c.row}: {e}" if c.row else str(e)) from None
 
 
-def synth_dataset(seed: int, split: str) -> Dataset:
-  """Returns the embedded dataset's split; clips are rendered when loaded."""
+def synth_dataset(seed: int, split: str, classes: tuple[str, ...] | None = None) -> Dataset:
+  """Returns the embedded dataset's split of `classes` (default synth.DEFAULT_CLASSES); clips render when loaded."""
+  classes = tuple(classes or synth.DEFAULT_CLASSES)
+  try:
+    labels = synth.split_labels(seed, split, classes)
+  except ValueError as e:
+    raise DataError(f"data.path='synth': {e}") from None
   clips = []
-  for i, label in enumerate(synth.split_labels(seed, split)):
-    s = synth.clip_spec(seed, split, i)
-    clips.append(Clip(synth.file_name(split, i), CLASSES.index(label), s.duration, s.sample_rate, s.channels))
-  return Dataset(f"synth/{split}", clips, synth_seed=seed, synth_split=split)
+  for i, label in enumerate(labels):
+    s = synth.clip_spec(seed, split, i, classes)
+    clips.append(Clip(synth.file_name(split, i), (label,), s.duration, s.sample_rate, s.channels))
+  return Dataset(f"synth/{split}", clips, synth_seed=seed, synth_split=split, synth_classes=classes, classes=classes)
 
 
 def open_dataset(path: str, split: str, *, synth_seed: int = 0, audio_column: str = "FileName",
-                 label_column: str = "Class", skip_bad_files: bool = False) -> Dataset | None:
+                 label_column: str = "Class", skip_bad_files: bool = False, classes: tuple[str, ...] | None = None,
+                 label_separator: str = "|", label_columns: tuple[str, ...] = ()) -> Dataset | None:
   """Opens one split ("train", "test" or synth's "unseen") of `synth` or a dataset directory; None if absent.
+
+  `classes` (canonical names) fixes the label set and its order: a clip labelled outside it is
+  a bad row. None reads the set from the split itself (data.classes=auto), ordered by
+  `order_classes` (with `label_columns`: in the columns' order). A label cell may hold several
+  labels joined by `label_separator`; `label_columns` reads one 0/1 column per class instead.
+  Either makes the dataset multi-label when any clip has other than one label.
 
   A bad file or row raises DataError naming it, the row and the reason; with
   `skip_bad_files` it is left out and listed in the dataset's `skipped`. A CSV
   path escaping the data root is never opened, whichever the policy.
   """
   if path == "synth":
-    return synth_dataset(synth_seed, split)
+    return synth_dataset(synth_seed, split, classes)
   if not os.path.isdir(path):
     raise DataError(f"data path {path!r} is not a directory (nor 'synth')")
+  ignored = []
   if any(os.path.exists(os.path.join(path, f)) for f in KAGGLE_CSVS.values()):
     csv_path = os.path.join(path, KAGGLE_CSVS[split])
     if not os.path.exists(csv_path):
       return None
-    return _kaggle(path, split, csv_path, audio_column, label_column, skip_bad_files)
-  return _class_folders(path, split, skip_bad_files)
+    found, multi = _kaggle(path, split, csv_path, audio_column, label_column, classes, label_separator,
+                           tuple(label_columns))
+    name = os.path.basename(csv_path)
+  else:
+    base = os.path.join(path, split) if os.path.isdir(os.path.join(path, split)) else path
+    if base == path and split != "train":
+      return None
+    found, ignored = _class_folders(path, base, classes)
+    name, multi = os.path.relpath(base, os.path.dirname(path)), False
+  if classes is None:
+    tags = {t for _, target, _ in found if target is not None for t in target[1]}
+    columns = [canonical_label(c) for c in label_columns]
+    classes = tuple(columns) if label_columns else order_classes(tags)
+  ds = _probe(name, found, skip_bad_files)
+  ds.classes, ds.multi_label = tuple(classes), multi or any(len(c.tags) != 1 for c in ds.clips)
+  ds.__post_init__()
+  ds.ignored = ignored
+  return ds
 
 
 def open_split(data_cfg, split: str, path: str | None = None) -> Dataset | None:
-  """Opens `split` of `path` (default data_cfg.path) with the config's columns, synth seed and bad-file policy."""
+  """Opens `split` of `path` (default data_cfg.path) with the config's classes, columns, synth seed and
+  bad-file policy."""
+  columns = tuple(c.strip() for c in data_cfg.label_columns.split(",") if c.strip())
   return open_dataset(path or data_cfg.path, split, synth_seed=data_cfg.synth_seed, audio_column=data_cfg.audio_column,
-                      label_column=data_cfg.label_column, skip_bad_files=data_cfg.skip_bad_files)
+                      label_column=data_cfg.label_column, skip_bad_files=data_cfg.skip_bad_files,
+                      classes=configured_classes(data_cfg), label_separator=data_cfg.label_separator,
+                      label_columns=columns)
 
 
 def _inside(root: str, rel: str) -> str | None:
@@ -123,24 +230,37 @@ def _inside(root: str, rel: str) -> str | None:
   return full if full.startswith(os.path.realpath(root) + os.sep) else None
 
 
-def _kaggle(root, split, csv_path, audio_column, label_column, skip_bad_files):
+def _kaggle(root, split, csv_path, audio_column, label_column, classes, separator, label_columns):
+  """Returns ([(name, (path, tags) or None, where)], multi_label) of a Kaggle-layout CSV's rows."""
   audio_dirs = [os.path.join(root, d) for d in KAGGLE_AUDIO_DIRS[split]] + [root]
   with open(csv_path, newline="", encoding="utf-8-sig") as f:
     reader = csv.DictReader(f)
-    missing = {audio_column, label_column} - set(reader.fieldnames or ())
+    missing = {audio_column, *(label_columns or (label_column,))} - set(reader.fieldnames or ())
     if missing:
       raise DataError(f"{csv_path}: no column {', '.join(sorted(missing))} (found {reader.fieldnames})")
     rows = list(reader)
   if not rows:
     raise DataError(f"{csv_path}: the CSV has a header and no rows: no clips in its {split} split")
+  if label_columns and classes is not None:
+    named = {canonical_label(c) for c in label_columns}
+    if named != set(classes):
+      raise DataError(f"{csv_path}: data.label_columns name {', '.join(sorted(named))}, but the run's classes are "
+                      f"{', '.join(classes)}")
   found, seen = [], {}
   for row_no, row in enumerate(rows, start=2):  # row 1 is the header
-    name, raw = (row[audio_column] or "").strip(), (row[label_column] or "").strip()
+    name = (row[audio_column] or "").strip()
     where = f"{csv_path} row {row_no} ({name!r})"
-    label = canonical_label(raw)
-    if label is None:
-      found.append((name, None, f"{where}: unknown label {raw!r}; known: {', '.join(CLASSES)} "
-                                f"(spellings such as Sound_Guitar are accepted)"))
+    if label_columns:
+      raw = ",".join(f"{c}={(row[c] or '').strip()}" for c in label_columns)
+      tags, why = _column_tags(row, label_columns)
+    else:
+      raw = (row[label_column] or "").strip()
+      tags, why = _cell_tags(raw, separator)
+    outside = [t for t in tags if classes is not None and t not in classes]
+    if why or outside:
+      why = why or (f"label {outside[0]!r} is not one of the run's classes ({', '.join(classes)})"
+                    if classes else "")
+      found.append((name, None, f"{where}: {why}"))
       continue
     first = seen.setdefault(os.path.normpath(name), (row_no, raw))
     if first[0] != row_no:  # the first row keeps the file; a repeat is reported, never merged silently
@@ -153,14 +273,34 @@ def _kaggle(root, split, csv_path, audio_column, label_column, skip_bad_files):
     if full is None:
       found.append((name, None, f"{where}: file not found under {', '.join(audio_dirs)}"))
       continue
-    found.append((name, (full, CLASSES.index(label)), where))
-  return _probe(f"{os.path.basename(csv_path)}", found, skip_bad_files)
+    found.append((name, (full, tags), where))
+  multi = bool(label_columns) or any(t is not None and len(t[1]) != 1 for _, t, _ in found)
+  return found, multi
 
 
-def _class_folders(root, split, skip_bad_files):
-  base = os.path.join(root, split) if os.path.isdir(os.path.join(root, split)) else root
-  if base == root and split != "train":
-    return None
+def _cell_tags(raw: str, separator: str) -> tuple[tuple[str, ...], str]:
+  """Returns (labels, "") of a label cell (several joined by `separator`), or ((), why it is bad)."""
+  parts = raw.split(separator) if separator else [raw]
+  tags = tuple(dict.fromkeys(canonical_label(p) for p in parts))
+  if None in tags:
+    return (), f"empty label {raw!r}" + (f" (labels are joined by {separator!r})" if len(parts) > 1 else "")
+  return tags, ""
+
+
+def _column_tags(row: dict, columns) -> tuple[tuple[str, ...], str]:
+  """Returns (labels, "") of a row's 0/1 class columns, or ((), why a cell is bad)."""
+  tags = []
+  for c in columns:
+    cell = (row[c] or "").strip().lower()
+    if cell in TRUE_CELLS:
+      tags.append(canonical_label(c))
+    elif cell not in FALSE_CELLS:
+      return (), f"column {c!r} holds {row[c]!r}; a class column holds 1 or 0"
+  return tuple(tags), ""
+
+
+def _class_folders(root, base, classes):
+  """Returns ([(name, (path, tags) or None, where)], [files ignored]) of the folder per class under `base`."""
   found, ignored, mac = [], [], 0
   for entry in sorted(os.listdir(base)):
     d = os.path.join(base, entry)
@@ -170,8 +310,10 @@ def _class_folders(root, split, skip_bad_files):
       mac += 1
       continue
     label = canonical_label(entry)
-    if label is None:
-      raise DataError(f"folder {d!r} is not a class; expected one of {', '.join(CLASSES)}")
+    why = ""
+    if classes is not None and label not in classes:
+      why = (f"folder {d!r} is not one of the run's classes ({', '.join(classes)}); rename it or set "
+             f"data.classes")
     for dirpath, dirnames, files in sorted(os.walk(d)):
       mac += dirnames.count(MAC_METADATA_DIR)
       dirnames[:] = [n for n in dirnames if n != MAC_METADATA_DIR]
@@ -180,7 +322,8 @@ def _class_folders(root, split, skip_bad_files):
         if fn.startswith("._"):  # a macOS resource fork beside the clip, not audio
           mac += 1
         elif fn.lower().endswith(AUDIO_EXTENSIONS):
-          found.append((os.path.relpath(full, root), (full, CLASSES.index(label)), full))
+          found.append((os.path.relpath(full, root), None if why else (full, (label,)), f"{full}: {why}" if why
+                        else full))
         elif not fn.startswith("."):
           ignored.append(os.path.relpath(full, root))
   if mac:
@@ -191,9 +334,7 @@ def _class_folders(root, split, skip_bad_files):
   if ignored:
     logging.warning("%s: ignored %d file(s) that are not audio by their extension (%s): %s", base, len(ignored),
                     ", ".join(AUDIO_EXTENSIONS), ", ".join(ignored[:10]) + (" ..." if len(ignored) > 10 else ""))
-  ds = _probe(os.path.relpath(base, os.path.dirname(root)), found, skip_bad_files)
-  ds.ignored = ignored
-  return ds
+  return found, ignored
 
 
 def _probe(name, found, skip_bad_files) -> Dataset:
@@ -203,12 +344,12 @@ def _probe(name, found, skip_bad_files) -> Dataset:
     try:
       if target is None:
         raise DataError(where)
-      full, label = target
+      full, tags = target
       try:
         duration, sr, ch = audio.check(full)
       except DataError as e:
         raise DataError(str(e) if where == full else f"{where}: {e}") from None
-      clips.append(Clip(rel, label, duration, sr, ch, full, "" if where == full else where))
+      clips.append(Clip(rel, tags, duration, sr, ch, full, "" if where == full else where))
     except DataError as e:
       if not skip_bad_files:
         raise DataError(f"{e}; run with --config.data.skip_bad_files=true to continue without it") from None
@@ -265,12 +406,28 @@ def train_validation(data_cfg, path: str | None = None) -> tuple[Dataset, np.nda
   ds = open_split(d, "train", path)
   if ds is None:
     raise DataError(f"{path or d.path!r} has no training split")
+  check_classes(ds, d)
   if d.validation_strategy == "programs":
     train, val = program_split(ds)
   else:
     train, val = kfold_split(ds.labels, d.num_folds, d.validation_fold, d.fold_seed)
   return ds, subsample(train, ds.labels, d.data_sample, d.fold_seed), subsample(val, ds.labels, d.data_sample,
                                                                                 d.fold_seed)
+
+
+def check_classes(ds: Dataset, data_cfg) -> None:
+  """Raises DataError unless the training split has at least 2 classes, each with at least num_folds clips."""
+  where = f"{ds.name} ({data_cfg.path})"
+  if len(ds.classes) < 2:
+    raise DataError(f"{where}: found {len(ds.classes)} class{'es' if len(ds.classes) != 1 else ''} "
+                    f"({', '.join(ds.classes) or 'none'}); a classifier needs at least 2")
+  if data_cfg.validation_strategy == "kfold":
+    few = [(c, int(n)) for c, n in zip(ds.classes, ds.support()) if n < data_cfg.num_folds]
+    if few:
+      raise DataError(f"{where}: class{'es' if len(few) > 1 else ''} "
+                      f"{', '.join(f'{c} ({n})' for c, n in few)} {'have' if len(few) > 1 else 'has'} "
+                      f"fewer than data.num_folds={data_cfg.num_folds} clips: every validation fold needs each class; "
+                      f"add clips, lower data.num_folds, or leave the class out with data.classes")
 
 
 def split(data_cfg, name: str, path: str | None = None) -> tuple[Dataset, np.ndarray]:
@@ -300,9 +457,9 @@ def program_split(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
   """
   if dataset.synth_split is None:
     raise DataError("validation_strategy=programs needs the embedded synth set (data.path=synth)")
-  held = {label: pool[-1] for label, pool in synth.PROGRAMS["seen"].items()}
-  val = np.array([synth.clip_spec(dataset.synth_seed, dataset.synth_split, i).program == held[CLASSES[c.label]]
-                  for i, c in enumerate(dataset.clips)])
+  held = {label: pool[-1] for label, pool in synth.PROGRAMS["seen"].items() if len(pool) > 1}
+  val = np.array([synth.clip_spec(dataset.synth_seed, dataset.synth_split, i, dataset.synth_classes).program
+                  == held.get(c.tags[0]) for i, c in enumerate(dataset.clips)])
   return np.flatnonzero(~val), np.flatnonzero(val)
 
 
