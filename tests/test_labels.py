@@ -161,6 +161,19 @@ def test_balanced_training_batches_from_an_imbalanced_folder_set(tmp_path):
   np.testing.assert_allclose(freq, [0.5, 0.5])  # natural order would give 20:2
 
 
+def test_balanced_batches_continue_the_same_from_a_saved_iterator_state(tmp_path):
+  root = _folders(tmp_path, {"banjo": 20, "kazoo": 2})
+  cfg = _cfg(root, sampling="balanced", num_workers=0)
+  ds = sources.open_split(cfg.data, "train")
+  key = lambda b: (b["y"].tolist(), hash(b["x"].tobytes()))  # which clips, and which windows of them
+  straight = [key(b) for b in pipeline.train_batches(ds, np.arange(len(ds)), cfg, seed=5, epochs=2)]
+  it = iter(pipeline.train_batches(ds, np.arange(len(ds)), cfg, seed=5, epochs=2))
+  head = [key(next(it)) for _ in range(3)]
+  again = iter(pipeline.train_batches(ds, np.arange(len(ds)), cfg, seed=5, epochs=2))
+  again.set_state(it.get_state())  # what a checkpoint holds
+  assert head + [key(b) for b in again] == straight and len(straight) == 10
+
+
 def test_inspect_shows_per_class_support_and_suggests_balanced_sampling(tmp_path, capsys):
   root = _folders(tmp_path, {"banjo": 8, "kazoo": 2})
   assert inspect.main([str(root), "--headers_only"]) == 0

@@ -43,24 +43,24 @@ def _train_steps(workdir):
   return [l for l in open(os.path.join(workdir, "metrics.jsonl")) if '"train_loss"' in l]
 
 
-def _sigkill_and_rerun_matches_a_straight_run(tmp_path, kill_after_step=6):
+def _sigkill_and_rerun_matches_a_straight_run(tmp_path, *extra, kill_after_step=6):
   """Trains straight; trains again, SIGKILLs it mid-step after checkpoint `kill_after_step`, reruns it; compares."""
   straight_dir, killed_dir = tmp_path / "straight", tmp_path / "killed"
-  straight = _train(straight_dir)
+  straight = _train(straight_dir, *extra)
   out = straight.communicate(timeout=600)[0]
   assert straight.returncode == 0, out[-3000:]
   epochs, steps = re.search(r"training (\d+) epochs x (\d+) steps", out).groups()
   total = int(epochs) * int(steps)
   assert kill_after_step < total, (kill_after_step, total)
 
-  killed = _train(killed_dir)
+  killed = _train(killed_dir, *extra)
   _wait_for_checkpoint(killed_dir, kill_after_step, killed)
   time.sleep(0.5)  # die somewhere after that checkpoint, mid-step
   killed.send_signal(signal.SIGKILL)
   assert killed.wait() == -signal.SIGKILL, "the run ended before it was killed"
   saved = max(int(n) for n in os.listdir(killed_dir / "checkpoints") if n.isdigit())
   assert saved < total, f"killed after the last checkpoint ({saved} of {total} steps): nothing left to resume"
-  resumed = _train(killed_dir)
+  resumed = _train(killed_dir, *extra)
   out = resumed.communicate(timeout=600)[0]
   assert resumed.returncode == 0, out[-3000:]
   assert "resuming from the checkpoint of step" in out
@@ -73,6 +73,21 @@ def _sigkill_and_rerun_matches_a_straight_run(tmp_path, kill_after_step=6):
 def test_sigkill_then_rerun_ends_bitwise_equal_to_an_uninterrupted_run(tmp_path):
   # With grain worker processes and with the feature cache: tests/test_fault_injection.py, 20 kills.
   _sigkill_and_rerun_matches_a_straight_run(tmp_path)
+
+
+def test_balanced_sampling_on_imbalanced_folders_resumes_bitwise(tmp_path):
+  import soundfile as sf
+
+  for name, n in (("banjo", 30), ("kazoo", 3)):  # 10:1
+    (tmp_path / "data" / name).mkdir(parents=True)
+    for j in range(n):
+      t = np.arange(11025) / 22050
+      sf.write(tmp_path / "data" / name / f"{j}.wav", (0.3 * np.sin(2 * np.pi * (200 + 37 * j) * t)).astype(np.float32),
+               22050)
+  _sigkill_and_rerun_matches_a_straight_run(
+      tmp_path, f"--config.data.path={tmp_path / 'data'}", "--config.data.sampling=balanced",
+      "--config.data.data_sample=1", "--config.data.num_folds=3", "--config.data.validation_fold=2",
+      kill_after_step=2)
 
 
 def test_sigterm_writes_a_checkpoint_and_exits_0(tmp_path):
