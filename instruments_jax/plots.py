@@ -112,3 +112,25 @@ def plot_predictions(dataset, indices, probs, losses, cfg, title, path) -> list[
   fig.savefig(path, dpi=110)
   plt.close(fig)
   return [dataset.clips[int(indices[k])].name for k in worst]
+
+
+def plot_train_data(mels, titles, seconds: float, title: str, path: str) -> None:
+  """Draws the recipe's training-data figure: training chunks as the model sees them (log-mel [mels, frames]
+  after augmentation), each titled with its target, on the recipe's dark background."""
+  plt = _pyplot()
+  cols = 4
+  rows = int(np.ceil(len(mels) / cols))
+  with plt.style.context("dark_background"):
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.9 * rows), squeeze=False, facecolor="#141414")
+    for ax, mel, text in zip(axes.flat, mels, titles):
+      ax.imshow(mel, origin="lower", aspect="auto", cmap="gray", extent=(0, seconds, 0, mel.shape[0]))
+      ax.set_title(text, fontsize=9, loc="left", color="#7cc4f0")
+      ax.set_xlabel("s", fontsize=8)
+      ax.set_ylabel("mel bin", fontsize=8)
+      ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(mels):]:
+      ax.axis("off")
+    fig.suptitle(title, color="#dddddd")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, facecolor=fig.get_facecolor())
+    plt.close(fig)

@@ -32,8 +32,9 @@ from absl import flags, logging
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from instruments_jax import checkpoint, cli, configs, metrics, plots, rundir, step
-from instruments_jax.data import cache, pipeline, sources
+from instruments_jax import board as board_lib
+from instruments_jax import checkpoint, cli, configs, losses, metrics, plots, rundir, step
+from instruments_jax.data import augment, cache, features, pipeline, sources
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for config, metrics, figures and checkpoints.")
 
@@ -96,6 +97,59 @@ def _failures(failed, ds, data_cfg) -> list[int]:
                             f"--config.data.skip_bad_files=true to continue without them")
   ds.skipped.extend((ds.clips[i].name, why) for i, why in failed)
   return [i for i, _ in failed]
+
+
+def write_train_data(cfg, ds, indices, feature_cache, path: str) -> None:
+  """Draws the first `logging.number_of_audios` training chunks of step 1 onward as the model sees them.
+
+  The same pipeline and seed as the run (waveform augmentation and SpecAugment included, mixup
+  with step k's key), in a separate iterator: the run's own data order is untouched.
+  """
+  one = cfg.copy_and_resolve_references()
+  one.data.num_workers = 0
+  batches = iter(pipeline.train_batches(ds, indices, one, cfg.seed, 1, feature_cache))
+  mels, titles = [], []
+  for k, batch in enumerate(batches):
+    x, y = batch["x"], batch["y"]
+    if cfg.audio.features_on_device:
+      x = np.stack([features.log_mel(w, cfg.audio) for w in x])[..., None]
+    targets = np.eye(len(ds.classes), dtype=np.float32)[y] if y.ndim == 1 else y
+    if cfg.augmentation.mix_audio == "mixup":  # what step k + 1 mixes, with its key
+      x, targets = (np.asarray(v) for v in augment.mixup(x, targets, jax.random.fold_in(jax.random.key(cfg.seed), k),
+                                                          cfg.augmentation))
+    for mel, t in zip(x[..., 0], targets):
+      parts = [f"{ds.classes[c]} ({t[c]:.3f})" for c in np.argsort(-t) if t[c] > 5e-4]
+      mels.append(mel)
+      titles.append("label: " + (" + ".join(parts) or "none"))
+    if len(mels) >= cfg.logging.number_of_audios:
+      break
+  n = cfg.logging.number_of_audios
+  plots.plot_train_data(mels[:n], titles[:n], mels[0].shape[1] * cfg.audio.hop_size / cfg.audio.sample_rate,
+                        f"training data: the first {min(n, len(mels))} chunks of step 1, as the model sees them", path)
+
+
+def _validation_views(board, workdir, step_, ds, idx, probs, m, cfg) -> None:
+  """Writes the validation's confusion matrix and predictions figures and logs them, with the worst clips' audio."""
+  targets = ds.target(idx)
+  clip_loss = losses.clip_losses(probs, targets, cfg.train.loss)
+  confusion = os.path.join(workdir, "validation_confusion.png")
+  with checkpoint.space_for(confusion, 200_000):
+    plots.plot_confusion(m["confusion_matrix"], f"validation at step {step_}: accuracy {m['accuracy']:.3f}", confusion)
+  shown = os.path.join(workdir, "validation_predictions.png")
+  with checkpoint.space_for(shown, 500_000):
+    plots.plot_predictions(ds, idx, probs, clip_loss, cfg, f"validation at step {step_}: the highest-loss clips",
+                           shown)
+  board.image("validation/confusion_matrix", confusion, step_)
+  board.image("validation/predictions", shown, step_)
+  seconds = min(cfg.prediction.inference_chunk_seconds, board_lib.AUDIO_SECONDS)
+  for rank, k in enumerate(np.argsort(-clip_loss)[:cfg.logging.number_of_audios]):
+    i = int(idx[k])
+    truth = "|".join(ds.clips[i].tags) or "none"
+    board.audio(f"validation/worst_{rank}", ds.load(i, 0.0, seconds, cfg.audio.sample_rate), cfg.audio.sample_rate,
+                step_)
+    board.text(f"validation/worst_{rank}", f"{ds.clips[i].name}: true {truth}, predicted "
+               f"{ds.classes[int(probs[k].argmax())]} ({probs[k].max():.3f}), loss {clip_loss[k]:.3f}", step_)
+  board.flush()
 
 
 def _fmt_time(seconds):
@@ -174,6 +228,12 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
     cli.STOP_NOTE[0] = f"nothing needed saving: a re-run resumes from the checkpoint of step {start}"
   log = rundir.MetricsLog(os.path.join(workdir, "metrics.jsonl") if primary else None,
                           keep_until_step=start if restored else None)
+  board = board_lib.Board(workdir if primary else None, resume_step=start if restored else None)
+  if primary and not restored:
+    figure = os.path.join(workdir, "train_data.png")
+    with checkpoint.space_for(figure, 500_000):
+      write_train_data(cfg, train_ds, train_idx, feature_cache, figure)
+    board.image("train_data", figure, 0)
   gather = jax.jit(lambda v: v, out_shardings=NamedSharding(s.mesh, P()))  # every host gets every row
   all_finite = jax.jit(lambda tree: jnp.all(jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)])))
 
@@ -185,10 +245,14 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
 
     probs, _ = metrics.predict_clips(predict_fn, ds, idx, cfg, cache=feature_cache)
     m = metrics.classification_metrics(probs, ds.target(idx), cfg.train.loss, ds.classes,
-                                       cfg.prediction.probability_threshold)
+                                       cfg.prediction.probability_threshold, detailed=True)
     logging.info("%s: loss %.4f  accuracy %.4f  roc_auc %.4f  (%d clips, %.0fs)", split, m["loss"],
                  m["accuracy"], m["roc_auc"], m["clips"], time.time() - t0)
-    return m
+    board.metrics(split, i if split == "validation" else total_steps, m)
+    return m, probs
+
+  def scores(m):  # what metrics.jsonl keeps of an evaluation: the numbers, not the tables
+    return {k: v for k, v in m.items() if not isinstance(v, (dict, bool))}
 
   def kept():
     latest = manager.latest_step()
@@ -227,17 +291,21 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
         lr = float(s.schedule(max(i // cfg.train.grad_accumulation - 1, 0)))
         log.write(step=i, samples=i * b, epoch=epoch, lr=lr, train_loss=float(np.mean(batch_losses)),
                   samples_per_s=rate, batch_losses=batch_losses)
+        board.train(i, batch_losses, lr, rate)
         logging.info("epoch %d/%d  step %d/%d  loss %.4f  lr %.2e  %.1f samples/s  ETA %s", epoch, epochs, i,
                      total_steps, np.mean(batch_losses), lr, rate, _fmt_time((total_steps - i) * b / rate))
         stop_if_diverged(batch_losses, i)
 
       if epoch_end and itstime(epoch, cfg.train.evaluation_epochs, last=epochs):
-        results["validation"] = m = evaluate("validation", train_ds, val_idx)
-        log.write(step=i, samples=i * b, epoch=epoch, split="validation", **m)
+        m, probs = evaluate("validation", train_ds, val_idx)
+        results["validation"] = m
+        log.write(step=i, samples=i * b, epoch=epoch, split="validation", **scores(m))
         if primary:
           chart = os.path.join(workdir, "chart.png")
           with checkpoint.space_for(chart, 200_000):
             plots.plot_chart(log.path, chart)
+          board.image("chart", chart, i)
+          _validation_views(board, workdir, i, train_ds, val_idx, probs, m, cfg)
         t_last = time.time()
         if preemption.requested and not stopping:  # a stop asked for while evaluating: checkpoint now
           stopping = saving = True
@@ -247,19 +315,22 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
           raise FloatingPointError(f"the parameters after step {i} are not finite; stopping with "
                                    f"{kept_checkpoint()}")
         checkpoint.save(manager, i, state, batches)
+        board.flush()  # what TensorBoard shows up to a checkpoint survives a kill
       if stopping or (saving and preemption.requested):  # a stop that came while saving: saved already
         name = signal.Signals(preemption.signum).name
         logging.warning("%s: saved the checkpoint of step %d; re-run the same command to resume", name, i)
+        board.close()
         return {"preempted_at_step": i, "signal": preemption.signum}
 
   cli.STOP_NOTE[0] = (f"training is complete (checkpoint {total_steps} holds the final state); the test "
                       f"evaluation was abandoned: re-run the same command to run it")
   with _disk_full_note(kept):
     if test_ds is not None:
-      results["test"] = m = evaluate("test", test_ds, np.arange(len(test_ds)))
-      log.write(step=total_steps, samples=total_steps * b, epoch=epochs, split="test", **m)
+      results["test"] = m = evaluate("test", test_ds, np.arange(len(test_ds)))[0]
+      log.write(step=total_steps, samples=total_steps * b, epoch=epochs, split="test", **scores(m))
     wall = time.time() - t_start
     log.write(step=total_steps, wall_seconds=wall)
+  board.close()
   logging.info("done in %s; the final state is checkpoint %d in %s", _fmt_time(wall), total_steps, manager.directory)
   lock.close()
   for split, m in results.items():

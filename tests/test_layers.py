@@ -16,7 +16,7 @@ LAYERS = [
     ("model", ["instruments_jax.model", "instruments_jax.losses"]),
     ("step", ["instruments_jax.step"]),  # optimizer, train state, mesh, jitted steps, setup()
     ("run", ["instruments_jax.checkpoint", "instruments_jax.rundir", "instruments_jax.metrics", "instruments_jax.plots",
-             "instruments_jax.classifier"]),
+             "instruments_jax.classifier", "instruments_jax.board", "instruments_jax.report"]),
     ("cli", ["instruments_jax.cli"]),  # flags, the one config check, clean errors
     ("entry points", ["instruments_jax.train", "instruments_jax.evaluate", "instruments_jax.predict",
                       "instruments_jax.export", "instruments_jax.profile"]),

@@ -68,6 +68,21 @@ def _sigkill_and_rerun_matches_a_straight_run(tmp_path, *extra, kill_after_step=
   for a, b in zip(_final_params(straight_dir), _final_params(killed_dir), strict=True):
     np.testing.assert_array_equal(a, b)
   assert len(_train_steps(killed_dir)) == len(_train_steps(straight_dir))
+  # TensorBoard: the resumed run appended a second event file; read back, no step appears twice
+  straight_tb, killed_tb = _board_scalars(straight_dir), _board_scalars(killed_dir)
+  assert len(os.listdir(killed_dir / "tensorboard")) == 2
+  assert straight_tb.keys() == killed_tb.keys() and "train/batch_loss" in killed_tb
+  for tag, steps in killed_tb.items():
+    assert steps == straight_tb[tag], tag  # every step once, none missing
+
+
+def _board_scalars(workdir):
+  """Returns {tag: [steps]} of a run's TensorBoard scalars as TensorBoard reads them."""
+  from tensorboard.backend.event_processing import event_accumulator as ea
+
+  acc = ea.EventAccumulator(str(workdir / "tensorboard"), size_guidance={ea.SCALARS: 0})
+  acc.Reload()
+  return {tag: [e.step for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
 def test_sigkill_then_rerun_ends_bitwise_equal_to_an_uninterrupted_run(tmp_path):
