@@ -5,21 +5,29 @@ scored: loss, accuracy, macro F1, ROC-AUC (macro one-vs-rest, the recipe's metri
 per-class precision / recall / F1 / support and the confusion matrix. Writes
 eval_<split>.json, a confusion-matrix figure and the recipe's predictions figure
 (`logging.number_of_audios` spectrograms with true label, prediction, probability
-and loss: the highest-loss clips).
+and loss: the highest-loss clips), and report_<split>.html: the listening report
+(instruments_jax/report.py) of the worst and a sample of the best clips, with audio and
+saliency maps, for a browser (`--report=FILE` elsewhere, `--report=none` not at all).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 
 from instruments_jax import cli, losses, metrics, plots
+from instruments_jax import report as report_lib
 from instruments_jax.classifier import load_classifier
 from instruments_jax.data import cache, sources
 
 
-def evaluate_run(workdir: str, data: str | None = None, split: str = "test", out_dir: str | None = None) -> dict:
-  """Evaluates the newest checkpoint in `workdir` on a split; writes eval_<split>.json and the figures."""
+def evaluate_run(workdir: str, data: str | None = None, split: str = "test", out_dir: str | None = None,
+                 report: str | None = "") -> dict:
+  """Evaluates the newest checkpoint in `workdir` on a split; writes eval_<split>.json, the figures and the report.
+
+  `report`: the HTML report's path; "" writes report_<split>.html beside eval_<split>.json, None none.
+  """
   clf = load_classifier(workdir)
   cfg = clf.config
   data = data or cfg.data.path
@@ -28,16 +36,26 @@ def evaluate_run(workdir: str, data: str | None = None, split: str = "test", out
   probs, _ = metrics.predict_clips(clf.chunk_predictor(), dataset, indices, cfg,
                                    cache=cache.from_config(cfg.data, cfg.audio, data))
   targets = dataset.target(indices)
+  clip_loss = losses.clip_losses(probs, targets, cfg.train.loss)
   m = metrics.classification_metrics(probs, targets, cfg.train.loss, clf.classes,
                                      cfg.prediction.probability_threshold, detailed=True)
   m.update(split=split, data=data, workdir=workdir, step=clf.step)
   suffix = "" if split == "validation" else f"_{split}"
   title = f"{split} ({data}): accuracy {m['accuracy']:.3f}, ROC-AUC {m['roc_auc']:.3f}, mAP {m['map']:.3f}"
-  plots.plot_confusion(m["confusion_matrix"], title, os.path.join(out_dir, f"confusion_matrix{suffix}.png"))
+  confusion = os.path.join(out_dir, f"confusion_matrix{suffix}.png")
+  plots.plot_confusion(m["confusion_matrix"], title, confusion)
   shown = min(cfg.logging.number_of_audios, len(indices))
   m["predictions_figure"] = plots.plot_predictions(
-      dataset, indices, probs, losses.clip_losses(probs, targets, cfg.train.loss), cfg,
-      f"{split}: the {shown} highest-loss clips", os.path.join(out_dir, f"{split}_predictions.png"))
+      dataset, indices, probs, clip_loss, cfg, f"{split}: the {shown} highest-loss clips",
+      os.path.join(out_dir, f"{split}_predictions.png"))
+  if report is not None:
+    m["report"] = report or os.path.join(out_dir, f"report_{split}.html")
+    rows = report_lib.evaluation_rows(clf, dataset, indices, probs, clip_loss, cfg.logging.number_of_audios)
+    with open(confusion, "rb") as f:
+      summary = report_lib.metrics_html(m, base64.b64encode(f.read()).decode())
+    report_lib.write(m["report"], f"{split} of {data}: run {workdir} (step {clf.step})", summary, rows, clf.classes,
+                     note=f"the {cfg.logging.number_of_audios} highest-loss clips (worst) and a seeded sample of "
+                          f"the lowest-loss quarter (best), of {len(indices)}")
   with open(os.path.join(out_dir, f"eval_{split}.json"), "w") as f:
     json.dump(m, f, indent=2)
   return m
@@ -53,9 +71,11 @@ def main(argv=None):
                  help="validation: the clips the run validated on; unseen: synth clips of GM programs and drum "
                       "kits never used in train or test")
   p.add_argument("--out", default=None, help="where to write the JSON and figures (default: the workdir)")
+  p.add_argument("--report", default="", help="the HTML listening report's path (default: report_<split>.html "
+                                              "beside eval_<split>.json); none: no report")
   a = p.parse_args(argv)
   with cli.clean_errors():
-    m = evaluate_run(a.workdir, a.data, a.split, a.out)
+    m = evaluate_run(a.workdir, a.data, a.split, a.out, None if a.report == "none" else a.report)
   print(f"{a.split} on {m['data']}: {m['clips']} clips (checkpoint of step {m['step']})")
   print(f"  loss {m['loss']:.4f}  accuracy {m['accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}  ROC-AUC {m['roc_auc']:.4f}"
         f"  mAP {m['map']:.4f}" + ("  (multi-label: accuracy = exact label sets, F1 at the threshold)"
@@ -70,6 +90,8 @@ def main(argv=None):
     print(f"  per class at threshold {cm['threshold']:g} (tp, fn, fp, tn):", cm["rows_class"])
   else:
     print("  confusion matrix (rows true, columns predicted):", cm["rows_true_cols_predicted"])
+  if "report" in m:
+    print(f"  report: {m['report']} (open it in a browser)")
 
 
 if __name__ == "__main__":

@@ -95,6 +95,21 @@ def write_output(path: str, rows: list[dict], bad: list[tuple[str, str]], classe
       w.writerow([f_, "", "", "", "", *([""] * len(classes)), reason])
 
 
+def write_report(clf, rows: list[dict], bad: list[tuple[str, str]], path: str) -> None:
+  """Writes the listening report (instruments_jax/report.py) of the labelled files, the least confident first."""
+  from instruments_jax import report
+
+  rows = sorted(rows, key=lambda r: max(r[c] for c in clf.classes))
+  shown = rows[:report.MAX_ROWS]
+  ds = Dataset("predict", [Clip(r["file"], (), r["duration_s"], 0, 1, r["file"]) for r in shown], classes=clf.classes)
+  probs = np.array([[r[c] for c in clf.classes] for r in shown])
+  note = (f"{len(shown)} of {len(rows)} file(s), the least confident first" if len(shown) < len(rows)
+          else f"{len(rows)} file(s)") + (f"; {len(bad)} could not be read: " + ", ".join(f for f, _ in bad)
+                                          if bad else "")
+  report.write(path, f"predictions of run {clf.config.name} (step {clf.step})", "",
+               report.clip_rows(clf, ds, np.arange(len(shown)), probs), clf.classes, note=note)
+
+
 def main(argv=None):
   import argparse
 
@@ -102,6 +117,8 @@ def main(argv=None):
   p.add_argument("--workdir", required=True, help="a training run directory")
   p.add_argument("paths", nargs="+", help="audio files and folders")
   p.add_argument("--output", default=None, help="write the table to FILE.csv or FILE.json")
+  p.add_argument("--report", default=None, help="write the listening report to FILE.html: each file's log-mel, "
+                                                "audio, probabilities and saliency map, in a browser")
   p.add_argument("--batch_size", type=int, default=None, help="chunks per forward pass (default: the run's)")
   p.add_argument("--probability_threshold", type=float, default=None,
                  help="list every class at or above this probability (default: the run's "
@@ -140,6 +157,10 @@ def main(argv=None):
   print(f"\n{len(rows)} file(s) labelled in {dt:.1f}s ({len(rows) / max(dt, 1e-9):.2f} clips/s)", file=sys.stderr)
   if a.output:
     write_output(a.output, rows, bad, clf.classes)
+  if a.report and rows:
+    with cli.clean_errors():
+      write_report(clf, rows, bad, a.report)
+    print(f"report: {a.report} (open it in a browser)", file=sys.stderr)
   return 1 if bad else 0
 
 
