@@ -71,8 +71,9 @@ def main(argv=None):
                  help="validation: the clips the run validated on; unseen: synth clips of GM programs and drum "
                       "kits never used in train or test")
   p.add_argument("--out", default=None, help="where to write the JSON and figures (default: the workdir)")
-  p.add_argument("--report", default="", help="the HTML listening report's path (default: report_<split>.html "
-                                              "beside eval_<split>.json); none: no report")
+  p.add_argument("--report", nargs="?", default="", const="", metavar="FILE",
+                 help="the HTML listening report's path (default, and --report alone: report_<split>.html beside "
+                      "eval_<split>.json); none: no report")
   a = p.parse_args(argv)
   with cli.clean_errors():
     m = evaluate_run(a.workdir, a.data, a.split, a.out, None if a.report == "none" else a.report)

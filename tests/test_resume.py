@@ -85,12 +85,9 @@ def _board_scalars(workdir):
   return {tag: [e.step for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
-def test_sigkill_then_rerun_ends_bitwise_equal_to_an_uninterrupted_run(tmp_path):
-  # With grain worker processes and with the feature cache: tests/test_fault_injection.py, 20 kills.
-  _sigkill_and_rerun_matches_a_straight_run(tmp_path)
-
-
-def test_balanced_sampling_on_imbalanced_folders_resumes_bitwise(tmp_path):
+def test_sigkill_then_rerun_ends_bitwise_equal_with_balanced_sampling_of_a_10_to_1_set(tmp_path):
+  # The natural order, with grain worker processes and with the feature cache: tests/test_fault_injection.py
+  # (20 kills). Here the balanced sampler's plan, on class folders.
   import soundfile as sf
 
   for name, n in (("banjo", 30), ("kazoo", 3)):  # 10:1
