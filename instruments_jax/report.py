@@ -145,7 +145,8 @@ def write(path: str, title: str, summary: str, rows: list[dict], classes, note: 
         f"data-labels='{html.escape(json.dumps(sorted(labels)))}'>"
         f"<td class=who><div class=name>{html.escape(r['name'])}</div>"
         + (f"<div>true: <b>{html.escape(true)}</b></div>" if r["true"] else "")
-        + f"<div>predicted: <b>{html.escape(r['top'])}</b></div><div class=small>at threshold: {html.escape(said)}</div>"
+        + f"<div>predicted: <b>{html.escape(r['top'])}</b></div>"
+        + f"<div class=small>at threshold: {html.escape(said)}</div>"
         + (f"<div class=small>loss {r['loss']:.3f} ({r.get('group', '')})</div>" if r["loss"] is not None else "")
         + f"</td><td class=probs>{probs}</td>"
         f"<td><img class=spec alt='log-mel' src='data:image/png;base64,{r['mel']}'>"

@@ -101,6 +101,7 @@ def test_training_stops_by_default_and_skips_with_the_list_in_the_workdir(messy_
   cfg = get_config("smoke")
   cfg.data.path = str(messy_dir)
   cfg.data.data_sample = 1.0
+  cfg.data.num_folds, cfg.data.validation_fold = 3, 2  # the kaggle fixture has 3 piano clips
   with pytest.raises(DataError, match="empty.wav"):
     train_and_evaluate(cfg, str(tmp_path / "strict"))
   assert not os.path.exists(tmp_path / "strict" / "metrics.jsonl")

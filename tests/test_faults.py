@@ -18,6 +18,8 @@ import pytest
 from instruments_jax import checkpoint, configs, rundir
 from instruments_jax.configs import get_config
 
+FOLDS = ["--config.data.num_folds=3", "--config.data.validation_fold=2"]  # the kaggle fixture has 3 piano clips
+
 TRAIN = [sys.executable, "-m", "instruments_jax.train", "--config=smoke"]
 UNBUFFERED = {**os.environ, "PYTHONUNBUFFERED": "1"}  # each log line reaches the test when it is written
 
@@ -275,7 +277,7 @@ def test_training_on_a_full_disk_stops_clearly_and_resumes_once_there_is_space(t
 def test_a_feature_cache_that_cannot_be_written_degrades_to_no_cache(tmp_path, kaggle_dir):
   with _tmpfs(tmp_path / "cache", "64k"):
     p = subprocess.run([*TRAIN, f"--workdir={tmp_path / 'run'}", f"--config.data.path={kaggle_dir}",
-                        "--config.data.data_sample=1.0", f"--config.data.cache_dir={tmp_path / 'cache'}"],
+                        "--config.data.data_sample=1.0", *FOLDS, f"--config.data.cache_dir={tmp_path / 'cache'}"],
                        capture_output=True, text=True, timeout=900)
     out = _clean(p, 0)
   assert re.search(r"feature cache: cannot write \S+\.npy \(.+\); features are computed without keeping them", out)
@@ -381,7 +383,7 @@ def test_a_file_failing_past_its_header_stops_before_training_naming_its_row(los
   root, row = lost_sync_dir
   cache_dir = "none" if cache == "none" else str(tmp_path / "cache")
   p = subprocess.run([*TRAIN, f"--workdir={tmp_path / 'run'}", f"--config.data.path={root}",
-                      "--config.data.data_sample=1.0", f"--config.data.cache_dir={cache_dir}"],
+                      "--config.data.data_sample=1.0", *FOLDS, f"--config.data.cache_dir={cache_dir}"],
                      capture_output=True, text=True, timeout=900)
   out = _clean(p, 1)
   (error,) = [l for l in out.splitlines() if l.startswith("error:")]
@@ -394,7 +396,7 @@ def test_a_file_failing_past_its_header_stops_before_training_naming_its_row(los
 def test_a_file_failing_past_its_header_is_skipped_and_listed_on_request(lost_sync_dir, tmp_path):
   root, row = lost_sync_dir
   p = subprocess.run([*TRAIN, f"--workdir={tmp_path}", f"--config.data.path={root}", "--config.data.data_sample=1.0",
-                      "--config.data.cache_dir=none", "--config.data.skip_bad_files=true"],
+                      *FOLDS, "--config.data.cache_dir=none", "--config.data.skip_bad_files=true"],
                      capture_output=True, text=True, timeout=900)
   out = _clean(p, 0)
   assert "skipped 1 bad file(s)" in out

@@ -80,6 +80,7 @@ def test_every_field_is_read_by_the_package(reads, tmp_path, kaggle_dir):
     cfg.augmentation[key] = 1.0  # every transform runs, so every setting of it is read
   cfg.data.path = str(kaggle_dir)
   cfg.data.data_sample = 1.0
+  cfg.data.num_folds, cfg.data.validation_fold = 3, 2  # the kaggle fixture has 3 piano clips
   cfg.data.cache_dir = str(tmp_path / "cache")
   cfg.data.length_buckets = (0.5,)
   cfg.train.warmup_epochs = 0.5

@@ -84,7 +84,8 @@ class FeatureCache:
   def path(self, dataset, i: int) -> str:
     c = dataset.clips[i]
     if c.path is None:
-      ident = f"synth|{dataset.synth_seed}|{dataset.synth_split}|{','.join(dataset.synth_classes)}|{i}|{_synth_version()}"
+      families = ",".join(dataset.synth_classes)
+      ident = f"synth|{dataset.synth_seed}|{dataset.synth_split}|{families}|{i}|{_synth_version()}"
     else:
       st = os.stat(c.path)
       ident = f"file|{os.path.realpath(c.path)}|{st.st_size}|{st.st_mtime_ns}"
