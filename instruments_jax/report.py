@@ -95,7 +95,7 @@ def evaluation_rows(clf, dataset, indices, probs, losses, count: int, seed: int 
   rest = order[count:][-max(count, len(order) // 4):]
   best = sorted(np.random.default_rng(seed).choice(rest, min(count, len(rest)), replace=False).tolist()) if len(
       rest) else []
-  picks = worst + [k for k in best if k not in worst]
+  picks = worst + best  # `rest` starts after the worst: the two never overlap
   rows = clip_rows(clf, dataset, [indices[k] for k in picks], probs[picks], losses[picks])
   for r, k in zip(rows, picks):
     r["group"] = "worst" if k in worst else "best"

@@ -129,9 +129,8 @@ def _synth_labelled_by_length():
 
   ds = sources.synth_dataset(0, "train")
   group = lambda d: 0 if d <= 5.0 else 1 if d <= 10.0 else 2
-  ds.clips = [dataclasses.replace(c, tags=(str(group(c.duration)),)) for c in ds.clips]
-  ds.classes = ("0", "1", "2")
-  ds.__post_init__()
+  ds = dataclasses.replace(ds, clips=[dataclasses.replace(c, tags=(str(group(c.duration)),)) for c in ds.clips],
+                           classes=("0", "1", "2"))
   by_group = {g: [i for i, c in enumerate(ds.clips[:300]) if c.tags == (str(g),)] for g in range(3)}
   idx = np.array(by_group[0][:6] + by_group[1][:9] + by_group[2][:8])  # 1, 2 and 2 full batches of 4
   return ds, idx

@@ -7,8 +7,7 @@ from instruments_jax.configs.schema import (FIELDS, RESUME_SAFE, ConfigError, ch
 
 NAMES = ("baseline", "quick", "strong", "smoke")
 
-__all__ = ["FIELDS", "NAMES", "RESUME_SAFE", "ConfigError", "changed_on_resume", "describe", "get_config", "suggest",
-           "validate"]
+__all__ = ["FIELDS", "NAMES", "RESUME_SAFE", "ConfigError", "changed_on_resume", "describe", "get_config", "suggest", "validate"]
 
 
 def get_config(name: str):
@@ -16,4 +15,3 @@ def get_config(name: str):
   if name not in NAMES:
     raise ValueError(f"unknown config {name!r}; choose one of {', '.join(NAMES)}")
   return importlib.import_module(f"instruments_jax.configs.{name}").get_config()
-

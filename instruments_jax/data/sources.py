@@ -205,11 +205,8 @@ def open_dataset(path: str, split: str, *, synth_seed: int = 0, audio_column: st
     tags = {t for _, target, _ in found if target is not None for t in target[1]}
     columns = [canonical_label(c) for c in label_columns]
     classes = tuple(columns) if label_columns else order_classes(tags)
-  ds = _probe(name, found, skip_bad_files)
-  ds.classes, ds.multi_label = tuple(classes), multi or any(len(c.tags) != 1 for c in ds.clips)
-  ds.__post_init__()
-  ds.ignored = ignored
-  return ds
+  clips, skipped = _probe(name, found, skip_bad_files)
+  return Dataset(name, clips, skipped, ignored, classes=tuple(classes), multi_label=multi)
 
 
 def open_split(data_cfg, split: str, path: str | None = None) -> Dataset | None:
@@ -337,8 +334,9 @@ def _class_folders(root, base, classes):
   return found, ignored
 
 
-def _probe(name, found, skip_bad_files) -> Dataset:
-  """Reads each file's header; stops at the first bad one unless skip_bad_files."""
+def _probe(name, found, skip_bad_files) -> tuple[list[Clip], list[tuple[str, str]]]:
+  """Returns (clips, [(name, reason)] skipped), reading each file's header; stops at the first bad one unless
+  skip_bad_files."""
   clips, skipped = [], []
   for rel, target, where in found:
     try:
@@ -360,7 +358,7 @@ def _probe(name, found, skip_bad_files) -> Dataset:
     if not clips:
       raise DataError(f"{name}: all {len(skipped)} file(s) are bad (skip_bad_files left no clip); the first: "
                       f"{skipped[0][1]}")
-  return Dataset(name, clips, skipped)
+  return clips, skipped
 
 
 def decode_all(ds: Dataset, indices, workers: int = 1) -> list[tuple[int, str]]:
