@@ -17,14 +17,16 @@ from instruments_jax.data.audio import DataError
 
 
 def predict_clips(predict_fn, dataset, indices, cfg, tolerate_errors: bool = False,
-                  cache=None) -> tuple[np.ndarray, dict[int, str]]:
+                  cache=None, batches=None) -> tuple[np.ndarray, dict[int, str]]:
   """Returns ([len(indices), C] probabilities, {position: reason} of clips that failed to decode).
 
   `predict_fn(x) -> probs` runs over each clip's chunks, averaged per clip. A clip whose
   audio cannot be decoded raises DataError, or with `tolerate_errors` gets NaN
   probabilities and its reason in the dict. With a FeatureCache, chunks are cut from it.
+  `batches` brings the chunk batches ready-made (pipeline.KeptBatches).
   """
-  _, batches = pipeline.eval_batches(dataset, indices, cfg, cache=cache)
+  if batches is None:
+    _, batches = pipeline.eval_batches(dataset, indices, cfg, cache=cache)
   sums = None
   counts = np.zeros(len(indices))
   failures: dict[int, str] = {}

@@ -74,7 +74,15 @@ def build_model(cfg, input_shape: tuple | None = None, mixed_precision: bool | N
     backbone = BACKBONES[cfg.model.backbone](include_top=False, weights=None, input_shape=input_shape,
                                            pooling=cfg.model.pool)
     inputs = keras.Input(input_shape, name="log_mel")
-    x = backbone(inputs)
+    x = inputs
+    if cfg.audio.spectrogram_normalization == "frequency":
+      # Each mel bin standardized over the chunk's frames: a microphone's or room's fixed EQ
+      # curve is a constant offset per bin in dB, and goes. A built-in layer, so a .keras
+      # export still opens without this package; epsilon 1 dB^2 keeps near-constant bins
+      # (silence at the floor) from being blown up to unit variance.
+      x = keras.layers.LayerNormalization(axis=2, center=False, scale=False, epsilon=1.0, dtype="float32",
+                                          name="frequency_normalization")(x)
+    x = backbone(x)
     if cfg.model.dropout > 0:
       x = keras.layers.Dropout(cfg.model.dropout, name="dropout")(x)
     logits = keras.layers.Dense(len(sources.class_names(cfg)), dtype="float32", name="logits")(x)

@@ -101,6 +101,9 @@ def load_config(workdir: str):
   cfg = configs.get_config(saved.get("name") if saved.get("name") in configs.NAMES else "baseline")
   # Runs from before data.classes all trained on the embedded set's four classes.
   saved.setdefault("data", {}).setdefault("classes", ",".join(synth.DEFAULT_CLASSES))
+  # ... and from before sound engines and recording chains, on the soundfont alone, dry.
+  saved["data"].setdefault("synth_engines", ",".join(synth.SOUNDFONT.engines))
+  saved["data"].setdefault("synth_chain_prob", synth.SOUNDFONT.chain_prob)
   dropped = []
 
   def overlay(target, values, prefix):

@@ -237,13 +237,16 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
   gather = jax.jit(lambda v: v, out_shardings=NamedSharding(s.mesh, P()))  # every host gets every row
   all_finite = jax.jit(lambda tree: jnp.all(jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)])))
 
+  validation_batches = pipeline.KeptBatches(train_ds, val_idx, cfg, feature_cache)  # rendered once, replayed
+
   def evaluate(split, ds, idx):
     t0 = time.time()
     def predict_fn(x):
       cli.check_stop()  # after the loop a stop abandons the test evaluation, even one whose first raise was lost
       return gather(s.predict(state["params"], state["model_state"], step.shard(x, s.mesh)))
 
-    probs, _ = metrics.predict_clips(predict_fn, ds, idx, cfg, cache=feature_cache)
+    probs, _ = metrics.predict_clips(predict_fn, ds, idx, cfg, cache=feature_cache,
+                                     batches=validation_batches if split == "validation" else None)
     m = metrics.classification_metrics(probs, ds.target(idx), cfg.train.loss, ds.classes,
                                        cfg.prediction.probability_threshold, detailed=True)
     logging.info("%s: loss %.4f  accuracy %.4f  roc_auc %.4f  (%d clips, %.0fs)", split, m["loss"],

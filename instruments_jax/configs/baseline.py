@@ -2,9 +2,9 @@
 
 Every setting of the recipe that this code can vary has a field here with the recipe's
 value; the comment names the recipe's key where ours differs in spelling. Settings
-with one behaviour only have no field: spectrogram_normalization=No (none is
-applied), mix_target=Ratio (mixup mixes targets by its weight), inference_chunk_method=Fix
-(fixed chunks, averaged) and metric=ROC_AUC (always reported, with the others).
+with one behaviour only have no field: mix_target=Ratio (mixup mixes targets by its
+weight), inference_chunk_method=Fix (fixed chunks, averaged) and metric=ROC_AUC
+(always reported, with the others).
 Every field's type, meaning and allowed values: schema.py.
 """
 
@@ -33,6 +33,7 @@ def get_config():
   c.audio.fmin = 50.0  # minimum_frequency
   c.audio.fmax = 16000.0  # maximum_frequency
   c.audio.top_db = 80.0  # librosa.power_to_db's default floor
+  c.audio.spectrogram_normalization = "none"  # the recipe's 'No'; or "frequency" (model.py)
   c.audio.training_chunk_seconds = 60.0
   # Not in the recipe: compute the log-mel inside the jitted train step from waveform batches.
   c.audio.features_on_device = False
@@ -58,6 +59,9 @@ def get_config():
   c.data = ml_collections.ConfigDict()
   c.data.path = "synth"  # "synth" (embedded, rendered lazily) or a dataset directory
   c.data.synth_seed = 0
+  # Not in the recipe: how the embedded train split sounds (data/synth.py; test and unseen are fixed).
+  c.data.synth_engines = "soundfont,physical,spectral"
+  c.data.synth_chain_prob = 0.75
   # The label set: "auto" reads it from the training split (Kaggle's Sound_Guitar... give guitar,
   # drum, violin, piano, in that order); or "flute,trumpet,cello" fixes the set and its order.
   c.data.classes = "auto"
@@ -65,7 +69,8 @@ def get_config():
   c.data.label_column = "Class"
   c.data.label_separator = "|"  # multi-label cells: "guitar|piano"
   c.data.label_columns = ""  # or one 0/1 CSV column per class: "guitar,piano,..."
-  c.data.validation_strategy = "kfold"  # or "programs" (synth only: one GM program per class held out)
+  c.data.validation_strategy = "kfold"  # or "programs" / "engine" (synth only: a voice per class, or an engine)
+  c.data.validation_engine = "physical"  # read with validation_strategy=engine
   c.data.num_folds = 5  # validation_size=0.2
   c.data.validation_fold = 4  # folds=['4']
   c.data.fold_seed = 0

@@ -116,6 +116,21 @@ class ClassList:
     return f"names {', '.join(twice)} more than once" if twice else None
 
 
+class EngineList:
+  """Allows one or more distinct sound engines of the embedded set, joined by commas."""
+
+  text = "1 or more of soundfont, physical, spectral joined by commas"
+
+  def problem(self, v):
+    from instruments_jax.data import engines
+
+    names = [n.strip() for n in v.split(",")]
+    bad = [n for n in names if n not in engines.ENGINES]
+    if bad or not names:
+      return f"unknown engine {', '.join(repr(n) for n in bad) or repr(v)}; choose {self.text}"
+    return f"names an engine more than once; choose {self.text}" if len(set(names)) != len(names) else None
+
+
 class Numbers:
   """Allows a tuple (or JSON list) of finite numbers: `count` of them, > 0, ascending as asked."""
 
@@ -181,6 +196,9 @@ FIELDS: dict[str, Field] = {
     "audio.top_db": Field(float, "dynamic range kept below each chunk's peak, dB (librosa's top_db)", _POS),
     "audio.training_chunk_seconds": Field(float, "length of the random window cut from a clip for training, s",
                                           _POS),
+    "audio.spectrogram_normalization": Field(str, "none (the recipe's), or frequency: each mel bin standardized "
+                                             "over the chunk's frames, inside the model",
+                                             OneOf("none", "frequency")),
     "audio.features_on_device": Field(bool, "compute the log-mel inside the jitted train step from waveforms"),
     # augmentation
     "augmentation.mix_audio": Field(str, "mix pairs of clips and their targets within a batch",
@@ -204,6 +222,10 @@ FIELDS: dict[str, Field] = {
     "data.path": Field(str, "dataset: the embedded synth set, or a folder (Kaggle layout or a folder per class)",
                        DataPath()),
     "data.synth_seed": Field(int, "seed of the embedded synth set's clips", _NONNEG),
+    "data.synth_engines": Field(str, "sound engines the embedded train split is drawn from (test and unseen: always "
+                                "all of them)", EngineList()),
+    "data.synth_chain_prob": Field(float, "share of embedded train clips recorded through a random room, mic, noise "
+                                   "and codec chain (test and unseen: 0.75)", _PROB),
     "data.classes": Field(str, "the label set and its order: auto reads it from the training split (the embedded "
                           "set's families first, then the rest alphabetically); a list also rejects other labels",
                           ClassList()),
@@ -214,8 +236,11 @@ FIELDS: dict[str, Field] = {
                                   "cell"),
     "data.label_columns": Field(str, "comma-separated CSV columns holding 0/1 per class (multi-label), read instead "
                                 "of data.label_column; empty: off"),
-    "data.validation_strategy": Field(str, "how validation clips are held out: stratified k-fold, or one GM "
-                                      "program per class (synth only)", OneOf("kfold", "programs")),
+    "data.validation_strategy": Field(str, "how validation clips are held out: stratified k-fold, one voice per "
+                                      "class and engine (synth only), or every clip of one sound engine (synth only)",
+                                      OneOf("kfold", "programs", "engine")),
+    "data.validation_engine": Field(str, "with validation_strategy=engine: the engine held out of training",
+                                    OneOf("soundfont", "physical", "spectral")),
     "data.num_folds": Field(int, "k of the stratified k-fold split", Range(2)),
     "data.validation_fold": Field(int, "the fold held out for validation", _NONNEG),
     "data.fold_seed": Field(int, "seed of the fold split and of data_sample's subsampling", _NONNEG),
@@ -312,9 +337,21 @@ def _fold_in_range(v, _):
 
 
 def _programs_need_synth(v, _):
-  if v["data.validation_strategy"] == "programs" and v["data.path"] != "synth":
-    return (f"data.validation_strategy='programs': holds out synth GM programs, so it needs data.path='synth' "
-            f"(got {v['data.path']!r}); use kfold for other data")
+  if v["data.validation_strategy"] in ("programs", "engine") and v["data.path"] != "synth":
+    return (f"data.validation_strategy={v['data.validation_strategy']!r}: holds out synth voices or engines, so it "
+            f"needs data.path='synth' (got {v['data.path']!r}); use kfold for other data")
+  return None
+
+
+def _held_engine_in_mix(v, _):
+  engines = [n.strip() for n in v["data.synth_engines"].split(",")]
+  if v["data.validation_strategy"] == "engine":
+    if v["data.validation_engine"] not in engines:
+      return (f"data.validation_engine={v['data.validation_engine']!r} is not among data.synth_engines="
+              f"{v['data.synth_engines']!r}: the held-out engine's clips must be in the train split")
+    if len(engines) < 2:
+      return f"data.synth_engines={v['data.synth_engines']!r}: holding out its only engine leaves nothing to train on"
+  return None
   return None
 
 
@@ -363,7 +400,9 @@ RULES: tuple[Rule, ...] = (
     Rule(("audio.features_on_device", "augmentation.freq_masks", "augmentation.time_masks"),
          "false while SpecAugment masks are on (they run before the on-device log-mel)",
          _masks_before_device_features),
-    Rule(("data.validation_strategy", "data.path"), "programs needs data.path=synth", _programs_need_synth),
+    Rule(("data.validation_strategy", "data.path"), "programs and engine need data.path=synth", _programs_need_synth),
+    Rule(("data.validation_engine", "data.synth_engines", "data.validation_strategy"),
+         "one of data.synth_engines, which needs another", _held_engine_in_mix),
     Rule(("data.validation_fold", "data.num_folds"), "< data.num_folds", _fold_in_range),
     Rule(("data.sampling", "data.length_buckets"), "natural while data.length_buckets are set",
          _balanced_without_buckets),

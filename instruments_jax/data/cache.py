@@ -59,10 +59,14 @@ def from_config(data_cfg, audio_cfg, path: str | None = None) -> FeatureCache | 
 
 @functools.lru_cache(maxsize=1)
 def _synth_version() -> str:
-  from instruments_jax.data import synth
+  """A hash of the code that makes the embedded set's sound: the synth, its engines and its recording chains."""
+  from instruments_jax.data import chains, engines, synth
 
-  with open(synth.__file__, "rb") as f:
-    return hashlib.sha1(f.read()).hexdigest()[:16]
+  h = hashlib.sha1()
+  for module in (synth, engines, chains):
+    with open(module.__file__, "rb") as f:
+      h.update(f.read())
+  return h.hexdigest()[:16]
 
 
 def _sha(text: str) -> str:
@@ -84,8 +88,9 @@ class FeatureCache:
   def path(self, dataset, i: int) -> str:
     c = dataset.clips[i]
     if c.path is None:
-      families = ",".join(dataset.synth_classes)
-      ident = f"synth|{dataset.synth_seed}|{dataset.synth_split}|{families}|{i}|{_synth_version()}"
+      families, mix = ",".join(dataset.synth_classes), dataset.synth_mix
+      ident = (f"synth|{dataset.synth_seed}|{dataset.synth_split}|{families}|{i}|{_synth_version()}|"
+               f"{','.join(mix.engines)}|{mix.chain_prob!r}")
     else:
       st = os.stat(c.path)
       ident = f"file|{os.path.realpath(c.path)}|{st.st_size}|{st.st_mtime_ns}"

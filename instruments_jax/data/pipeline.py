@@ -231,6 +231,34 @@ def eval_batches(dataset: Dataset, indices: np.ndarray, cfg, num_workers: int | 
   return plan, worker_iter(ds, num_workers)
 
 
+class KeptBatches:
+  """`eval_batches` of a split that is evaluated again and again (validation): the first pass renders
+  and keeps them in memory when they fit in `limit_bytes`, later passes replay them.
+
+  The embedded set renders its clips anew each time, so this saves the rendering and the
+  log-mel of every validation after the first (RESULTS.md, "Issue 15").
+  """
+
+  def __init__(self, dataset: Dataset, indices: np.ndarray, cfg, cache=None, limit_bytes: int = 1 << 30):
+    self.dataset, self.indices, self.cfg, self.cache, self.limit = dataset, indices, cfg, cache, limit_bytes
+    self.kept: list | None = None
+
+  def __iter__(self):
+    if self.kept is not None:
+      yield from self.kept
+      return
+    keep, size = [], 0
+    for batch in eval_batches(self.dataset, self.indices, self.cfg, cache=self.cache)[1]:
+      if keep is not None:
+        size += sum(v.nbytes for v in batch.values() if isinstance(v, np.ndarray))
+        if size <= self.limit:
+          keep.append(batch)
+        else:
+          keep = None
+      yield batch
+    self.kept = keep
+
+
 def worker_iter(ds: grain.MapDataset, num_workers: int) -> grain.IterDataset:
   """Iterates `ds` in the main process, or in `num_workers` grain worker processes."""
   # In process, two prefetch threads prepare batches while the step runs (numpy releases the GIL).

@@ -105,6 +105,7 @@ class Dataset:
   synth_seed: int | None = None
   synth_split: str | None = None
   synth_classes: tuple[str, ...] = ()  # the families the embedded set's split was drawn from
+  synth_mix: synth.Mix = synth.SOUNDFONT  # the engines and chain share the split was drawn from
   classes: tuple[str, ...] = ()  # what label index c means: classes[c]
   multi_label: bool = False  # targets are multi-hot rows (a clip may have several labels, or none)
 
@@ -141,12 +142,16 @@ class Dataset:
         n[self._index[t]] += 1
     return n
 
+  def synth_spec(self, i: int) -> synth.ClipSpec:
+    """The synth description of clip i (embedded datasets only)."""
+    return synth.clip_spec(self.synth_seed, self.synth_split, i, self.synth_classes, self.synth_mix)
+
   def load(self, i: int, start: float, duration: float, sample_rate: int) -> np.ndarray:
     """Returns mono float32 audio of clip i from `start`, exactly duration * sample_rate samples."""
     c = self.clips[i]
     n = int(round(duration * sample_rate))
     if c.path is None:
-      spec = synth.clip_spec(self.synth_seed, self.synth_split, i, self.synth_classes)
+      spec = self.synth_spec(i)
       return audio.to_mono(synth.render(spec, start, duration), spec.sample_rate, sample_rate, n)
     try:
       return audio.load_window(c.path, start, duration, sample_rate)
@@ -154,23 +159,30 @@ class Dataset:
       raise DataError(f"{c.row}: {e}" if c.row else str(e)) from None
 
 
-def synth_dataset(seed: int, split: str, classes: tuple[str, ...] | None = None) -> Dataset:
-  """Returns the embedded dataset's split of `classes` (default synth.DEFAULT_CLASSES); clips render when loaded."""
+def synth_dataset(seed: int, split: str, classes: tuple[str, ...] | None = None,
+                  train_mix: synth.Mix = synth.BENCHMARK) -> Dataset:
+  """Returns the embedded dataset's split of `classes` (default synth.DEFAULT_CLASSES); clips render when loaded.
+
+  The train split is drawn from `train_mix`; test and unseen always from synth.BENCHMARK.
+  """
   classes = tuple(classes or synth.DEFAULT_CLASSES)
   try:
     labels = synth.split_labels(seed, split, classes)
+    mix = synth.check_mix(synth.split_mix(split, train_mix), classes)
   except ValueError as e:
     raise DataError(f"data.path='synth': {e}") from None
   clips = []
   for i, label in enumerate(labels):
-    s = synth.clip_spec(seed, split, i, classes)
+    s = synth.clip_spec(seed, split, i, classes)  # duration, rate and channels do not depend on the mix
     clips.append(Clip(synth.file_name(split, i), (label,), s.duration, s.sample_rate, s.channels))
-  return Dataset(f"synth/{split}", clips, synth_seed=seed, synth_split=split, synth_classes=classes, classes=classes)
+  return Dataset(f"synth/{split}", clips, synth_seed=seed, synth_split=split, synth_classes=classes, synth_mix=mix,
+                 classes=classes)
 
 
 def open_dataset(path: str, split: str, *, synth_seed: int = 0, audio_column: str = "FileName",
                  label_column: str = "Class", skip_bad_files: bool = False, classes: tuple[str, ...] | None = None,
-                 label_separator: str = "|", label_columns: tuple[str, ...] = ()) -> Dataset | None:
+                 label_separator: str = "|", label_columns: tuple[str, ...] = (),
+                 synth_mix: synth.Mix = synth.BENCHMARK) -> Dataset | None:
   """Opens one split ("train", "test" or synth's "unseen") of `synth` or a dataset directory; None if absent.
 
   `classes` (canonical names) fixes the label set and its order: a clip labelled outside it is
@@ -184,7 +196,7 @@ def open_dataset(path: str, split: str, *, synth_seed: int = 0, audio_column: st
   path escaping the data root is never opened, whichever the policy.
   """
   if path == "synth":
-    return synth_dataset(synth_seed, split, classes)
+    return synth_dataset(synth_seed, split, classes, synth_mix)
   if not os.path.isdir(path):
     raise DataError(f"data path {path!r} is not a directory (nor 'synth')")
   ignored = []
@@ -216,7 +228,13 @@ def open_split(data_cfg, split: str, path: str | None = None) -> Dataset | None:
   return open_dataset(path or data_cfg.path, split, synth_seed=data_cfg.synth_seed, audio_column=data_cfg.audio_column,
                       label_column=data_cfg.label_column, skip_bad_files=data_cfg.skip_bad_files,
                       classes=configured_classes(data_cfg), label_separator=data_cfg.label_separator,
-                      label_columns=columns)
+                      label_columns=columns, synth_mix=train_mix(data_cfg))
+
+
+def train_mix(data_cfg) -> synth.Mix:
+  """The embedded train split's engines and chain share (data.synth_engines, data.synth_chain_prob)."""
+  return synth.Mix(tuple(e.strip() for e in data_cfg.synth_engines.split(",") if e.strip()),
+                   float(data_cfg.synth_chain_prob))
 
 
 def _inside(root: str, rel: str) -> str | None:
@@ -397,8 +415,8 @@ def kfold_split(labels: np.ndarray, num_folds: int, fold: int, seed: int) -> tup
 def train_validation(data_cfg, path: str | None = None) -> tuple[Dataset, np.ndarray, np.ndarray]:
   """Returns (train split, train indices, validation indices): the one place that decides a run's validation clips.
 
-  `data.validation_strategy` holds out a k-fold fold (the recipe) or, on synth, one program
-  per class; `data.data_sample` then keeps a seeded fraction of each, as training does.
+  `data.validation_strategy` holds out a k-fold fold (the recipe) or, on synth, one voice
+  per class and engine, or a whole engine; `data.data_sample` then keeps a seeded fraction of each, as training does.
   """
   d = data_cfg
   ds = open_split(d, "train", path)
@@ -407,6 +425,8 @@ def train_validation(data_cfg, path: str | None = None) -> tuple[Dataset, np.nda
   check_classes(ds, d)
   if d.validation_strategy == "programs":
     train, val = program_split(ds)
+  elif d.validation_strategy == "engine":
+    train, val = engine_split(ds, d)
   else:
     train, val = kfold_split(ds.labels, d.num_folds, d.validation_fold, d.fold_seed)
   return ds, subsample(train, ds.labels, d.data_sample, d.fold_seed), subsample(val, ds.labels, d.data_sample,
@@ -448,17 +468,50 @@ def without(ds: Dataset, indices) -> Dataset:
 
 
 def program_split(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
-  """Returns (train, validation) of the synth train split, validation = one held-out program per class.
+  """Returns (train, validation) of the synth train split, validation = one held-out voice per class and engine.
 
   For choosing augmentation without looking at the `unseen` split: the last "seen" program
-  of each class (harpsichord, overdrive guitar, fiddle, brush kit) never trains.
+  of each class (harpsichord, overdrive guitar, fiddle, brush kit) and the last seen voice
+  of each model engine never train.
   """
+  from instruments_jax.data import engines
+
   if dataset.synth_split is None:
     raise DataError("validation_strategy=programs needs the embedded synth set (data.path=synth)")
-  held = {label: pool[-1] for label, pool in synth.PROGRAMS["seen"].items() if len(pool) > 1}
-  val = np.array([synth.clip_spec(dataset.synth_seed, dataset.synth_split, i, dataset.synth_classes).program
-                  == held.get(c.tags[0]) for i, c in enumerate(dataset.clips)])
+  held = {("soundfont", label): pool[-1] for label, pool in synth.PROGRAMS["seen"].items() if len(pool) > 1}
+  for e in dataset.synth_mix.engines:
+    if e != "soundfont":
+      held.update({(e, label): pool[-1] for label, pool in engines.VOICES[e]["seen"].items() if len(pool) > 1})
+  specs = [dataset.synth_spec(i) for i in range(len(dataset))]
+  val = np.array([s.program == held.get((s.engine, s.label)) for s in specs])
   return np.flatnonzero(~val), np.flatnonzero(val)
+
+
+def engine_split(dataset: Dataset, data_cfg) -> tuple[np.ndarray, np.ndarray]:
+  """Returns (train, validation) of the synth train split with one sound engine held out.
+
+  No clip of `data.validation_engine` trains; those of them in the k-fold fold
+  `data.validation_fold` validate (all of them would make a validation pass several
+  times longer for little more certainty). The model never hears that engine while
+  training, so its validation score says how a recipe carries over to a way of making
+  sound it has not met: recipes are chosen on it without looking at the `unseen` split.
+  """
+  engine = data_cfg.validation_engine
+  if dataset.synth_split is None:
+    raise DataError("validation_strategy=engine needs the embedded synth set (data.path=synth)")
+  if engine not in dataset.synth_mix.engines:
+    raise DataError(f"data.validation_engine={engine!r} is not among the train split's engines "
+                    f"(data.synth_engines={','.join(dataset.synth_mix.engines)!r})")
+  held = np.array([dataset.synth_spec(i).engine == engine for i in range(len(dataset))])
+  _, fold = kfold_split(dataset.labels, data_cfg.num_folds, data_cfg.validation_fold, data_cfg.fold_seed)
+  val = np.zeros(len(dataset), bool)
+  val[fold] = True
+  val &= held
+  missing = [c for k, c in enumerate(dataset.classes) if not np.any(val & (dataset.labels == k))]
+  if missing:
+    raise DataError(f"data.validation_engine={engine!r} renders no validation clip of {', '.join(missing)}: those "
+                    f"classes would go unvalidated; hold out another engine or use kfold")
+  return np.flatnonzero(~held), np.flatnonzero(val)
 
 
 def subsample(indices: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:

@@ -138,6 +138,29 @@ class ClipSpec:
   gain: float
   notes: np.ndarray
   bends: np.ndarray  # rows (time_s, value in -8192..8191)
+  engine: str = "soundfont"  # what makes the sound: a soundfont program, or engines.py's models (program = voice)
+  chain: object = None  # the recording chain (chains.Chain), or None: dry, at studio level
+  part: int = 0  # 0, or 1 for the second part of a multi-label mix (its own engine's random stream)
+
+
+@dataclasses.dataclass(frozen=True)
+class Mix:
+  """Where a split's sound comes from: the engines clips are drawn from, and the share recorded through a chain."""
+
+  engines: tuple[str, ...] = ("soundfont",)
+  chain_prob: float = 0.0
+
+
+SOUNDFONT = Mix()  # the embedded set before engines and chains: every clip the soundfont, dry
+# The train split's default, and what the test and unseen splits always are: every engine, 3 clips
+# in 4 recorded through a chain (seen rooms and mics for test, unseen ones for unseen).
+BENCHMARK = Mix(("soundfont", "physical", "spectral"), 0.75)
+
+
+def split_mix(split: str, train_mix: Mix = BENCHMARK) -> Mix:
+  """The mix of a split: the train split's is a choice of the recipe (`train_mix`); test and unseen are
+  always BENCHMARK, so runs with different training mixes are scored on the same clips."""
+  return train_mix if split == "train" else BENCHMARK
 
 
 def check_classes(classes) -> tuple[str, ...]:
@@ -170,12 +193,60 @@ def _labels_cached(seed, split, classes=DEFAULT_CLASSES):
   return tuple(split_labels(seed, split, classes))
 
 
-def clip_spec(seed: int, split: str, index: int, classes=DEFAULT_CLASSES) -> ClipSpec:
-  """Returns the deterministic description of clip `index` of `split` over the label set `classes`."""
+def check_mix(mix: Mix, classes=DEFAULT_CLASSES) -> Mix:
+  """Returns `mix`; raises ValueError for an unknown engine, a bad chain share, or a class no engine renders."""
+  from instruments_jax.data import engines
+
+  if not mix.engines or len(set(mix.engines)) != len(mix.engines):
+    raise ValueError(f"engines {','.join(mix.engines)!r}: name one or more of {', '.join(engines.ENGINES)}, each once")
+  for e in mix.engines:
+    if e not in engines.ENGINES:
+      raise ValueError(f"unknown sound engine {e!r}: one of {', '.join(engines.ENGINES)}")
+  if not 0.0 <= mix.chain_prob <= 1.0:
+    raise ValueError(f"chain share {mix.chain_prob!r} is not in 0..1")
+  for c in check_classes(classes):
+    if not _engines_of(c, mix.engines):
+      raise ValueError(f"no engine of {', '.join(mix.engines)} renders {c}")
+  return mix
+
+
+def _engines_of(family, names):
+  from instruments_jax.data import engines
+
+  return tuple(e for e in names if family in engines.families_of(e))
+
+
+def clip_spec(seed: int, split: str, index: int, classes=DEFAULT_CLASSES, mix: Mix = SOUNDFONT) -> ClipSpec:
+  """Returns the deterministic description of clip `index` of `split` over the label set `classes`.
+
+  `mix` picks the clip's engine and voice (from its own random stream, so the notes are
+  the same whichever engines are allowed) and whether, and through which chain, it is
+  recorded; SOUNDFONT gives the clips as they were before engines and chains.
+  """
   labels = _labels_cached(seed, split, check_classes(classes))
   if not 0 <= index < len(labels):
     raise IndexError(f"synth {split} split has {len(labels)} clips, asked for index {index}")
-  return _build_spec(seed, split, index, labels[index], np.random.default_rng([seed, _SPLIT_IDS[split], 1, index]))
+  spec = _build_spec(seed, split, index, labels[index], np.random.default_rng([seed, _SPLIT_IDS[split], 1, index]))
+  return _sound(spec, mix, 0)
+
+
+def _sound(spec: ClipSpec, mix: Mix, part: int) -> ClipSpec:
+  """Returns `spec` with the engine, voice and chain `mix` draws for it (unchanged for SOUNDFONT)."""
+  if mix == SOUNDFONT and part == 0:
+    return spec
+  from instruments_jax.data import chains, engines
+
+  pool = "unseen" if spec.split == "unseen" else "seen"
+  sid = _SPLIT_IDS[spec.split]
+  rng = np.random.default_rng([spec.seed, sid, 4 + 2 * part, spec.index])
+  engine = str(rng.choice(_engines_of(spec.label, mix.engines)))
+  program = spec.program if engine == "soundfont" else int(rng.choice(engines.VOICES[engine][pool][spec.label]))
+  chain = None
+  if part == 0:
+    rng = np.random.default_rng([spec.seed, sid, 5, spec.index])
+    if rng.random() < mix.chain_prob:
+      chain = chains.draw(rng, pool)
+  return dataclasses.replace(spec, engine=engine, program=program, chain=chain, part=part)
 
 
 def _build_spec(seed, split, index, label, rng, duration=None, sample_rate=None, channels=None, tempo=None,
@@ -203,7 +274,8 @@ def _build_spec(seed, split, index, label, rng, duration=None, sample_rate=None,
                   sample_rate, channels, gain, notes, bends)
 
 
-def mix_spec(seed: int, split: str, index: int, classes=DEFAULT_CLASSES) -> tuple[ClipSpec, ClipSpec]:
+def mix_spec(seed: int, split: str, index: int, classes=DEFAULT_CLASSES,
+             mix: Mix = SOUNDFONT) -> tuple[ClipSpec, ClipSpec]:
   """Returns the two parts of multi-label clip `index`: `clip_spec`'s clip, and a second of another class.
 
   The second part comes from its own random stream; it shares the first's
@@ -211,13 +283,13 @@ def mix_spec(seed: int, split: str, index: int, classes=DEFAULT_CLASSES) -> tupl
   (its gain). `mix_label` names the pair; `render_mix` renders it.
   """
   classes = check_classes(classes)
-  first = clip_spec(seed, split, index, classes)
+  first = clip_spec(seed, split, index, classes, mix)
   rng = np.random.default_rng([seed, _SPLIT_IDS[split], 2, index])
   label = str(rng.choice([c for c in classes if c != first.label]))
   level_db = float(rng.uniform(-6, 6))
   second = _build_spec(seed, split, index, label, rng, duration=first.duration, sample_rate=first.sample_rate,
                        channels=first.channels, tempo=first.tempo, gain=first.gain * 10 ** (level_db / 20))
-  return first, second
+  return first, _sound(second, mix, 1) if mix != SOUNDFONT else second
 
 
 def mix_label(parts) -> str:
@@ -358,35 +430,96 @@ def _soundfont() -> bytes:
 def render(spec: ClipSpec, start: float = 0.0, duration: float | None = None) -> np.ndarray:
   """Synthesizes [start, start + duration) of a clip: float32 [frames, channels] at spec.sample_rate.
 
-  Notes already sounding at `start` are re-struck up to 1 s earlier and that
-  pre-roll is cut, so a window sounds like the same stretch of the whole clip.
+  Soundfont notes already sounding at `start` are re-struck up to 1 s earlier and that
+  pre-roll is cut, so a window sounds like the same stretch of the whole clip; the model
+  engines render every note from its own onset, and a recording chain runs over the
+  pre-roll too, so its room tail and compressor start warm.
   """
-  return np.clip(_synthesize(spec, start, duration) * spec.gain, -1.0, 1.0)
+  return _render([spec], start, duration)
 
 
 def render_mix(parts, start: float = 0.0, duration: float | None = None) -> np.ndarray:
-  """Synthesizes a window of a multi-label clip (the parts of `mix_spec`), like `render` does one clip."""
+  """Synthesizes a window of a multi-label clip (the parts of `mix_spec`), like `render` does one clip.
+
+  The parts sum dry, at their gains; the first part's recording chain records the sum.
+  """
   first = parts[0]
   if any((p.duration, p.sample_rate, p.channels) != (first.duration, first.sample_rate, first.channels)
          for p in parts):
     raise ValueError("the parts of a mix need one duration, sample rate and channel count")
-  return np.clip(sum(_synthesize(p, start, duration) * p.gain for p in parts), -1.0, 1.0)
+  return _render(list(parts), start, duration)
 
 
-def _synthesize(spec, start, duration):
-  """Returns the window of a clip before its gain: float32 [frames, channels] at spec.sample_rate."""
+def _render(parts, start, duration):
+  first = parts[0]
+  if duration is None:
+    duration = first.duration - start
+  end = start + duration
+  n_out = int(round(duration * first.sample_rate))
+  if first.chain is None and all(p.engine == "soundfont" for p in parts):  # as before engines and chains, bit for bit
+    return np.clip(sum(_finish(first, _dry(p, start, end)[0], RENDER_RATE, min(start, 1.0), n_out) * p.gain
+                       for p in parts), -1.0, 1.0)
+  from instruments_jax.data import chains
+
+  preroll = min(start, 1.0)
+  rate = RENDER_RATE if any(p.engine == "soundfont" for p in parts) else _model_rate()
+  audio = None
+  for p in parts:
+    x, r = _dry(p, start, end)
+    if r != rate:
+      import soxr
+
+      x = _fit(soxr.resample(x, r, rate, quality="HQ"), int(round((preroll + duration) * rate)))
+    audio = x * p.gain if audio is None else audio + x * p.gain
+  if first.chain is not None:
+    audio = chains.apply(first.chain, audio, rate, start - preroll, (first.seed, _SPLIT_IDS[first.split], first.index))
+  return np.clip(_finish(first, audio, rate, preroll, n_out), -1.0, 1.0)
+
+
+def _model_rate():
+  from instruments_jax.data import engines
+
+  return engines.MODEL_RATE
+
+
+def _fit(x, n):
+  out = np.zeros((n,) + x.shape[1:], np.float32)
+  out[: min(n, len(x))] = x[:n]
+  return out
+
+
+def _finish(spec, audio, rate, preroll, n_out):
+  """Cuts the pre-roll, folds to the clip's channels and resamples to its rate: [n_out, channels]."""
+  import soxr
+
+  audio = audio[int(round(preroll * rate)):]
+  if spec.channels == 1:
+    audio = audio.mean(axis=1, keepdims=True)
+  if spec.sample_rate != rate:
+    audio = soxr.resample(audio, rate, spec.sample_rate, quality="HQ")
+  return _fit(audio, n_out)
+
+
+def _dry(spec, start, end):
+  """Returns (float32 [frames, 2] of clip time [start, end) before gain and chain, its rate).
+
+  The soundfont re-strikes notes sounding at `start` and so renders up to 1 s before it:
+  the frames cover [start - min(start, 1), end) at RENDER_RATE (what `render` cuts).
+  """
+  if spec.engine != "soundfont":
+    from instruments_jax.data import engines
+
+    key = (spec.seed, _SPLIT_IDS[spec.split], spec.index, spec.part)
+    mono = engines.render(spec.engine, spec.label, spec.program, spec.notes, spec.bends, start - min(start, 1.0),
+                          end, key)
+    return np.repeat(mono[:, None], 2, axis=1), engines.MODEL_RATE
   import midirenderer
   import pretty_midi
   import soundfile as sf
-  import soxr
 
-  if duration is None:
-    duration = spec.duration - start
-  end = start + duration
   preroll = min(start, 1.0)
   t0 = start - preroll
-  n_out = int(round(duration * spec.sample_rate))
-  n_render = int(round((preroll + duration) * RENDER_RATE))
+  n_render = int(round((end - t0) * RENDER_RATE))
   notes = spec.notes
   keep = (notes[:, 2] < end) & (notes[:, 3] > t0) if len(notes) else np.zeros(0, bool)
   audio = np.zeros((n_render, 2), np.float32)
@@ -408,14 +541,7 @@ def _synthesize(spec, start, duration):
                      dtype="float32", always_2d=True)
     wav = wav[: n_render]
     audio[: len(wav)] = wav
-  audio = audio[int(round(preroll * RENDER_RATE)):]
-  if spec.channels == 1:
-    audio = audio.mean(axis=1, keepdims=True)
-  if spec.sample_rate != RENDER_RATE:
-    audio = soxr.resample(audio, RENDER_RATE, spec.sample_rate, quality="HQ")
-  out = np.zeros((n_out, spec.channels), np.float32)
-  out[: min(n_out, len(audio))] = audio[:n_out]
-  return out
+  return audio, RENDER_RATE
 
 
 # --- writing a split to disk ------------------------------------------------------
@@ -447,20 +573,23 @@ def check_write_args(classes=DEFAULT_CLASSES, layout: str = "kaggle", multi_labe
 def _write_one(args):
   import soundfile as sf
 
-  seed, split, index, classes, multi_label, out_dir = args
+  seed, split, index, classes, multi_label, out_dir, mix = args
   if multi_label:
-    parts = mix_spec(seed, split, index, classes)
+    parts = mix_spec(seed, split, index, classes, mix)
     audio, label, sample_rate = render_mix(parts), mix_label(parts), parts[0].sample_rate
   else:
-    spec = clip_spec(seed, split, index, classes)
+    spec = clip_spec(seed, split, index, classes, mix)
     audio, label, sample_rate = render(spec), spec.label, spec.sample_rate
   sf.write(os.path.join(out_dir, file_name(split, index)), audio, sample_rate, subtype="PCM_16")
   return label
 
 
 def write_split(out: str, split: str, seed: int = 0, limit: int | None = None, workers: int | None = None,
-                classes=DEFAULT_CLASSES, layout: str = "kaggle", multi_label: bool = False) -> str:
+                classes=DEFAULT_CLASSES, layout: str = "kaggle", multi_label: bool = False,
+                train_mix: Mix = BENCHMARK) -> str:
   """Renders a split of the label set `classes` to `out`; returns the CSV path (kaggle) or the split folder.
+
+  The train split is drawn from `train_mix`, test and unseen from BENCHMARK (`split_mix`).
 
   layout "kaggle" is the recipe's: a Metadata CSV of "Sound_<Class>" labels
   (guitar misspelt in the test CSV, as in the real data) beside the audio
@@ -472,18 +601,19 @@ def write_split(out: str, split: str, seed: int = 0, limit: int | None = None, w
   import multiprocessing
 
   classes = check_write_args(classes, layout, multi_label)
+  mix = check_mix(split_mix(split, train_mix), classes)
   labels = _labels_cached(seed, split, classes)
   n = len(labels) if limit is None else min(limit, len(labels))
   if layout == "folders":
     split_dir = os.path.join(out, split)
     for c in sorted(set(labels[:n])):
       os.makedirs(os.path.join(split_dir, c), exist_ok=True)
-    jobs = [(seed, split, i, classes, False, os.path.join(split_dir, labels[i])) for i in range(n)]
+    jobs = [(seed, split, i, classes, False, os.path.join(split_dir, labels[i]), mix) for i in range(n)]
   else:
     csv_name, sub = KAGGLE_DIRS[split]
     audio_dir = os.path.join(out, sub)
     os.makedirs(audio_dir, exist_ok=True)
-    jobs = [(seed, split, i, classes, multi_label, audio_dir) for i in range(n)]
+    jobs = [(seed, split, i, classes, multi_label, audio_dir, mix) for i in range(n)]
   workers = workers or os.cpu_count() or 1
   if workers > 1 and n > 1:
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
@@ -531,15 +661,21 @@ def main(argv=None):
                  help=f"comma-separated label set, 2 or more of {','.join(FAMILIES)}")
   p.add_argument("--layout", default="kaggle", help="kaggle (CSV + audio folder) or folders (<split>/<class>/)")
   p.add_argument("--multi_label", action="store_true", help="mix two classes per clip (kaggle layout only)")
+  p.add_argument("--engines", default=",".join(BENCHMARK.engines),
+                 help="sound engines the train split is drawn from (test and unseen: always all of them)")
+  p.add_argument("--chain_prob", type=float, default=BENCHMARK.chain_prob,
+                 help="share of train clips recorded through a random room, mic and codec chain (test and unseen: "
+                      f"{BENCHMARK.chain_prob})")
   a = p.parse_args(argv)
   try:
     classes = check_write_args([c.strip() for c in a.classes.split(",") if c.strip()], a.layout, a.multi_label)
+    train_mix = check_mix(Mix(tuple(e.strip() for e in a.engines.split(",") if e.strip()), a.chain_prob), classes)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   splits = ["train", "test", "unseen"] if a.split == "all" else [a.split]
   for s in splits:
-    path = write_split(a.out, s, a.seed, a.limit, a.workers, classes, a.layout, a.multi_label)
+    path = write_split(a.out, s, a.seed, a.limit, a.workers, classes, a.layout, a.multi_label, train_mix)
     print(f"wrote {path}")
 
 
