@@ -139,3 +139,20 @@ def test_strong_training_batches_are_deterministic():
   a = list(pipeline.train_batches(ds, np.arange(8), cfg, seed=1, epochs=1))
   b = list(pipeline.train_batches(ds, np.arange(8), cfg, seed=1, epochs=1))
   assert all(np.array_equal(p["x"], q["x"]) for p, q in zip(a, b))
+
+
+def test_reverb_convolves_with_a_seen_room_of_the_chain_bank(monkeypatch):
+  from instruments_jax.data import chains
+
+  aug = get_config("strong").augmentation
+  aug.pitch_prob = aug.eq_prob = aug.noise_prob = 0.0
+  aug.reverb_prob, aug.gain_db = 1.0, 0.0
+  asked = []
+  room_ir = chains.room_ir
+  monkeypatch.setattr(chains, "room_ir", lambda room, sr, pool="seen": asked.append((room, sr, pool)) or room_ir(room, sr, pool))
+  x = np.zeros(16000, np.float32)
+  x[1000] = 0.5
+  y = augment.waveform(x, 16000, aug, np.random.default_rng(2))
+  assert len(asked) == 1 and asked[0][1:] == (16000, "seen") and 0 <= asked[0][0] < chains.n_rooms("seen")
+  assert np.sum(y[1000 + 800:] ** 2) > 0  # energy 50 ms after the click: a tail
+  np.testing.assert_array_equal(y, augment.waveform(x, 16000, aug, np.random.default_rng(2)))

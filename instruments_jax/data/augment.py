@@ -3,8 +3,10 @@
 Waveform transforms run in the grain workers, each with its own probability,
 drawn from the element's seeded generator so that a seed gives the same run:
 pitch shift (resampling, so tempo moves too), EQ (a random peaking biquad),
-room reverb (a synthetic exponentially decaying impulse response), noise at a
-random SNR, and gain. SpecAugment masks the log-mel after it. Mixup (the recipe's
+room reverb (a room of chains.py's seen bank, mixed to mono), noise at a
+random SNR, and gain. The whole recording chain (mic curves, codecs, ...) lives
+in chains.py and is applied by the synth per clip; these stay as cheap
+per-element variations on top of it. SpecAugment masks the log-mel after it. Mixup (the recipe's
 `mix_audio`) mixes whole batches on the device inside the train step.
 """
 
@@ -29,11 +31,12 @@ def waveform(wave: np.ndarray, sr: int, aug, rng: np.random.Generator) -> np.nda
   if aug.reverb_prob and rng.random() < aug.reverb_prob:
     from scipy.signal import fftconvolve
 
-    rt60 = rng.uniform(0.15, 1.2)
-    t = np.arange(int(rt60 * sr)) / sr
-    ir = rng.standard_normal(len(t)) * np.exp(-6.9 * t / rt60)
-    ir[0] = 1.0
-    wet = fftconvolve(x, ir / np.sqrt(np.sum(ir**2)))[:n]
+    from instruments_jax.data import chains
+
+    # A room of the seen bank (image sources with early reflections, not bare exponential noise); its
+    # stereo pair is mixed down for this mono waveform. Never an unseen room: those are held out.
+    ir = chains.room_ir(int(rng.integers(chains.n_rooms("seen"))), sr, "seen").mean(axis=1)
+    wet = fftconvolve(x, ir / np.sqrt(np.sum(ir.astype(np.float64) ** 2)))[:n]
     mix = rng.uniform(0.2, 0.7)
     x = (1 - mix) * x + mix * wet
   if aug.noise_prob and rng.random() < aug.noise_prob:
