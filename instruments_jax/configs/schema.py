@@ -116,16 +116,17 @@ class ClassList:
     return f"names {', '.join(twice)} more than once" if twice else None
 
 
+ENGINES = ("soundfont", "physical", "spectral")  # data/engines.py's ENGINES (a test keeps them equal): no data import here
+
+
 class EngineList:
   """Allows one or more distinct sound engines of the embedded set, joined by commas."""
 
   text = "1 or more of soundfont, physical, spectral joined by commas"
 
   def problem(self, v):
-    from instruments_jax.data import engines
-
     names = [n.strip() for n in v.split(",")]
-    bad = [n for n in names if n not in engines.ENGINES]
+    bad = [n for n in names if n not in ENGINES]
     if bad or not names:
       return f"unknown engine {', '.join(repr(n) for n in bad) or repr(v)}; choose {self.text}"
     return f"names an engine more than once; choose {self.text}" if len(set(names)) != len(names) else None
@@ -240,7 +241,7 @@ FIELDS: dict[str, Field] = {
                                       "class and engine (synth only), or every clip of one sound engine (synth only)",
                                       OneOf("kfold", "programs", "engine")),
     "data.validation_engine": Field(str, "with validation_strategy=engine: the engine held out of training",
-                                    OneOf("soundfont", "physical", "spectral")),
+                                    OneOf(*ENGINES)),
     "data.num_folds": Field(int, "k of the stratified k-fold split", Range(2)),
     "data.validation_fold": Field(int, "the fold held out for validation", _NONNEG),
     "data.fold_seed": Field(int, "seed of the fold split and of data_sample's subsampling", _NONNEG),

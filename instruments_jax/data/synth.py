@@ -1,11 +1,21 @@
-"""The embedded dataset: music rendered from the General MIDI soundfont pretty_midi ships.
+"""The embedded dataset: music rendered by a General MIDI soundfont and two model engines, recorded through rooms.
 
-Each clip is a pure function of (seed, split, index[, classes]): its class, GM
-program or drum kit, style, key, tempo, notes, duration, sample rate, channel
-count and gain come from one `numpy.random.Generator` seeded with those
-numbers. Nothing is stored: `render(spec, start, duration)` synthesizes any
-window of a clip on demand (about 200x real time per core), so training on a
-2 s chunk of a 2-minute clip costs 2 s of synthesis, not 2 minutes.
+Each clip is a pure function of (seed, split, index[, classes, mix]): its class, GM
+program, style, key, tempo, notes, duration, sample rate, channel count and gain come
+from one `numpy.random.Generator` seeded with those numbers; its sound engine and voice,
+and its recording chain, from two more (so the notes stay the same whichever engines a
+mix allows). Nothing is stored: `render(spec, start, duration)` synthesizes any window of
+a clip on demand, so training on a 2 s chunk of a 2-minute clip costs 2 s of synthesis.
+
+Sound engines (`Mix.engines`): "soundfont" (TimGM6mb.sf2 through midirenderer, the table
+below), "physical" and "spectral" (engines.py: plucked, hammered and bowed string
+models, modal drums; additive and FM voices). A recording chain (chains.py: a room,
+microphone and EQ curve, distortion, compression, noise floor, lossy codec, level)
+records a share `Mix.chain_prob` of the clips. The train split's mix is a choice of the
+recipe (data.synth_engines, data.synth_chain_prob); test and unseen are always BENCHMARK
+(every engine, 3 clips in 4 through a chain), so runs compare on the same clips. The
+unseen split plays voices, programs, rooms and microphones used nowhere else. SOUNDFONT
+gives the set as it was before engines and chains, clip for clip.
 
 The generator renders the eight FAMILIES; a label set is any two or more of
 them (`classes`), and DEFAULT_CLASSES gives the recipe's four, clip for clip as
@@ -42,6 +52,7 @@ every note the drum parts play.
 
     python -m instruments_jax.data.synth --out=DIR [--split=train|test|unseen|all] [--seed=N] [--limit=N]
         [--classes=guitar,drum,...] [--layout=kaggle|folders] [--multi_label]
+        [--engines=soundfont,physical,spectral] [--chain_prob=0.75]
 
 writes splits to disk: by default the recipe's four classes in its Kaggle layout.
 """

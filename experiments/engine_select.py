@@ -1,0 +1,84 @@
+r"""Chooses `quick`'s recipe on a held-out sound engine, then scores test and unseen (issue 15).
+
+    python experiments/engine_select.py --runs=runs/engine_select [--only=a,b] [--unseen]
+
+Each candidate trains with `data.validation_strategy=engine` (every clip of the physical
+engine out of training; its clips of fold 4 validate), same seed and steps per epoch
+budget. The table's validation columns are what the choice reads; test and unseen are
+printed beside them, and `--unseen` is passed once, after the choice. A finished run is not
+trained again. Rows go to stdout as a Markdown table with the command of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+HOLD_OUT = "--config.data.validation_strategy=engine --config.data.validation_engine=physical"
+CANDIDATES = {
+    # the recipe's data as it was: the soundfont only, dry (the physical clips of the train split validate)
+    "before": "--config=quick --config.data.synth_engines=soundfont,physical --config.data.synth_chain_prob=0",
+    "engines": "--config=quick --config.data.synth_chain_prob=0",
+    "engines+chains": "--config=quick",
+    "engines+chains+freqnorm": "--config=quick --config.audio.spectrogram_normalization=frequency",
+}
+
+
+def _train(name, flags, runs, py):
+  work = os.path.join(runs, name)
+  done = os.path.join(work, "eval_validation.json")
+  if os.path.exists(done):
+    return
+  cmd = [py, "-m", "instruments_jax.train", *flags.split(), *HOLD_OUT.split(), f"--workdir={work}",
+         "--config.train.restart=true"]
+  t0 = time.time()
+  with open(os.path.join(runs, f"{name}.log"), "w") as log:
+    subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+  wall = time.time() - t0
+  for split in ("validation", "test"):
+    subprocess.run([py, "-m", "instruments_jax.evaluate", f"--workdir={work}", f"--split={split}", "--report=none"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  with open(os.path.join(work, "wall.json"), "w") as f:
+    json.dump({"train_wall_s": wall}, f)
+
+
+def _row(m):
+  pc = m["per_class"]
+  return (f"{m['accuracy']:.4f} / {m['macro_f1']:.4f} / {m['roc_auc']:.4f} / "
+          f"{pc['guitar']['recall']:.2f} / {pc['piano']['recall']:.2f}")
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser()
+  p.add_argument("--runs", default="runs/engine_select")
+  p.add_argument("--only", default="")
+  p.add_argument("--unseen", action="store_true", help="also evaluate the unseen split (after the choice)")
+  p.add_argument("--python", default=sys.executable)
+  a = p.parse_args(argv)
+  os.makedirs(a.runs, exist_ok=True)
+  names = [n for n in CANDIDATES if not a.only or n in a.only.split(",")]
+  for name in names:
+    _train(name, CANDIDATES[name], a.runs, a.python)
+  print("| candidate | held-out-engine validation | test | unseen | train wall | command |")
+  print("|---|---|---|---|---|---|")
+  for name in names:
+    work = os.path.join(a.runs, name)
+    m = {s: json.load(open(os.path.join(work, f"eval_{s}.json"))) for s in ("validation", "test")
+         if os.path.exists(os.path.join(work, f"eval_{s}.json"))}
+    if a.unseen and not os.path.exists(os.path.join(work, "eval_unseen.json")):
+      subprocess.run([a.python, "-m", "instruments_jax.evaluate", f"--workdir={work}", "--split=unseen",
+                      "--report=none"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if os.path.exists(os.path.join(work, "eval_unseen.json")):
+      m["unseen"] = json.load(open(os.path.join(work, "eval_unseen.json")))
+    wall = json.load(open(os.path.join(work, "wall.json")))["train_wall_s"]
+    cols = [_row(m[s]) if s in m else "-" for s in ("validation", "test", "unseen")]
+    print(f"| {name} | {' | '.join(cols)} | {wall:.0f} s | `train {CANDIDATES[name]} {HOLD_OUT}` |")
+  print("\ncolumns: accuracy / macro F1 / ROC-AUC / guitar recall / piano recall")
+
+
+if __name__ == "__main__":
+  main()

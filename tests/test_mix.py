@@ -1,0 +1,173 @@
+"""The embedded set's sound: engines and recording chains per clip (synth.Mix), and what reads them."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from instruments_jax import configs
+from instruments_jax.configs import get_config
+from instruments_jax.data import engines, sources, synth
+
+ALL = synth.BENCHMARK
+
+
+def test_the_soundfont_mix_is_the_set_as_it_was():
+  a = synth.clip_spec(0, "train", 5)
+  assert a.engine == "soundfont" and a.chain is None
+  b = synth.clip_spec(0, "train", 5, mix=synth.Mix(("soundfont",), 0.0))
+  assert (b.engine, b.chain, b.program) == (a.engine, a.chain, a.program) and np.array_equal(a.notes, b.notes)
+
+
+def test_a_clip_keeps_its_notes_whatever_the_engines_and_draws_each_from_its_pool():
+  seen = Counter()
+  for i in range(120):
+    plain = synth.clip_spec(0, "train", i)
+    mixed = synth.clip_spec(0, "train", i, mix=ALL)
+    assert np.array_equal(plain.notes, mixed.notes) and (plain.label, plain.duration) == (mixed.label, mixed.duration)
+    seen[mixed.engine] += 1
+    if mixed.engine == "soundfont":
+      assert mixed.program == plain.program
+    else:
+      assert mixed.program in engines.VOICES[mixed.engine]["seen"][mixed.label]
+  assert set(seen) == {"soundfont", "physical", "spectral"} and min(seen.values()) > 20
+  for i in range(80):
+    u = synth.clip_spec(0, "unseen", i, mix=ALL)
+    if u.engine != "soundfont":
+      assert u.program in engines.VOICES[u.engine]["unseen"][u.label]
+      assert u.program not in engines.VOICES[u.engine]["seen"][u.label]
+
+
+def test_the_chain_share_picks_clips_but_not_their_chains():
+  half = [synth.clip_spec(0, "train", i, mix=synth.Mix(ALL.engines, 0.5)).chain for i in range(200)]
+  full = [synth.clip_spec(0, "train", i, mix=synth.Mix(ALL.engines, 1.0)).chain for i in range(200)]
+  none = [synth.clip_spec(0, "train", i, mix=synth.Mix(ALL.engines, 0.0)).chain for i in range(200)]
+  assert all(c is None for c in none) and all(c is not None for c in full)
+  assert 70 < sum(c is not None for c in half) < 130
+  assert all(h == f for h, f in zip(half, full) if h is not None)
+
+
+def test_a_mixed_clip_renders_deterministically_and_its_windows_match_the_whole():
+  specs = [synth.clip_spec(0, "train", i, mix=synth.Mix(ALL.engines, 1.0)) for i in range(40)]
+  for engine in ALL.engines:
+    spec = next(s for s in specs if s.engine == engine and s.duration > 6)
+    a, b = synth.render(spec, 2.0, 2.0), synth.render(spec, 2.0, 2.0)
+    assert np.array_equal(a, b) and a.shape == (2 * spec.sample_rate, spec.channels) and np.abs(a).max() > 1e-3
+    whole = synth.render(spec, 0.0, 4.0)[2 * spec.sample_rate:, 0]
+    if engine == "soundfont":  # re-struck notes start in another phase: compare the spectra
+      bands = lambda x: np.log([b.mean() + 1e-9 for b in np.array_split(np.abs(np.fft.rfft(x)), 64)])
+      assert np.corrcoef(bands(whole), bands(a[:, 0]))[0, 1] > 0.9, engine
+    else:  # the models render every note from its onset: the same samples but for the chain's window-level settings
+      assert np.corrcoef(whole, a[:, 0])[0, 1] > 0.7, engine
+
+
+def test_a_bad_mix_is_a_value_error():
+  with pytest.raises(ValueError, match="unknown sound engine 'fm'"):
+    synth.check_mix(synth.Mix(("fm",), 0.0))
+  with pytest.raises(ValueError, match="chain share"):
+    synth.check_mix(synth.Mix(("soundfont",), 1.5))
+  flute_less = tuple(e for e in engines.ENGINES if "flute" not in engines.families_of(e))
+  if flute_less:
+    with pytest.raises(ValueError, match="renders flute"):
+      synth.check_mix(synth.Mix(flute_less, 0.0), ("guitar", "flute"))
+
+
+def _data_cfg(**kw):
+  cfg = get_config("smoke")
+  for k, v in kw.items():
+    setattr(cfg.data, k, v)
+  return cfg.data
+
+
+def test_test_and_unseen_are_the_benchmark_whatever_the_train_mix():
+  d = _data_cfg(synth_engines="soundfont", synth_chain_prob=0.0)
+  train = sources.open_split(d, "train")
+  test = sources.open_split(d, "test")
+  assert train.synth_mix == synth.SOUNDFONT and test.synth_mix == synth.BENCHMARK
+  assert {train.synth_spec(i).engine for i in range(50)} == {"soundfont"}
+  assert len({test.synth_spec(i).engine for i in range(len(test))}) == 3
+
+
+def test_engine_validation_holds_a_whole_engine_out_of_training():
+  d = _data_cfg(validation_strategy="engine", validation_engine="physical", data_sample=1.0)
+  ds, train, val = sources.train_validation(d)
+  engine = {i: ds.synth_spec(int(i)).engine for i in np.concatenate([train, val])}
+  assert {engine[i] for i in val} == {"physical"} and "physical" not in {engine[i] for i in train}
+  assert set(ds.labels[val]) == set(range(len(ds.classes)))
+  every_physical = sum(ds.synth_spec(i).engine == "physical" for i in range(len(ds)))
+  assert len(val) < every_physical and len(train) + every_physical == len(ds)
+
+
+def test_the_config_check_knows_the_engines():
+  from instruments_jax.configs import schema
+
+  assert schema.ENGINES == engines.ENGINES
+  assert schema.FIELDS["data.validation_engine"].rule.choices == engines.ENGINES
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"validation_strategy": "engine", "validation_engine": "spectral", "synth_engines": "soundfont,physical"},
+     "data.validation_engine='spectral' is not among data.synth_engines"),
+    ({"validation_strategy": "engine", "validation_engine": "soundfont", "synth_engines": "soundfont"},
+     "leaves nothing to train on"),
+    ({"synth_engines": "soundfont,fm"}, "unknown engine 'fm'"),
+    ({"synth_chain_prob": 1.2}, "data.synth_chain_prob"),
+])
+def test_bad_mix_fields_are_config_errors(fields, message):
+  cfg = get_config("smoke")
+  for k, v in fields.items():
+    setattr(cfg.data, k, v)
+  with pytest.raises(configs.ConfigError, match=message):
+    configs.validate(cfg, check_paths=False)
+
+
+def test_frequency_normalization_ignores_a_fixed_eq_curve():
+  import keras
+
+  from instruments_jax import model
+
+  cfg = get_config("smoke")
+  cfg.audio.spectrogram_normalization = "frequency"
+  keras.utils.set_random_seed(0)
+  m = model.build_model(cfg, mixed_precision=False)
+  x = np.random.default_rng(0).normal(-40, 12, (2, cfg.audio.mel_bins, 40, 1)).astype(np.float32)
+  curve = np.linspace(-15, 10, cfg.audio.mel_bins, dtype=np.float32)[None, :, None, None]  # dB per bin: a mic
+  a, b = np.asarray(m(x, training=False)), np.asarray(m(x + curve, training=False))
+  np.testing.assert_allclose(a, b, atol=2e-4)
+  cfg.audio.spectrogram_normalization = "none"
+  plain = model.build_model(cfg, mixed_precision=False)
+  assert not np.allclose(np.asarray(plain(x, training=False)), np.asarray(plain(x + curve, training=False)), atol=2e-4)
+
+
+def test_validation_batches_render_once_and_replay(monkeypatch):
+  from instruments_jax.data import pipeline
+
+  cfg = get_config("smoke")
+  ds = sources.open_split(cfg.data, "test")
+  calls = []
+  real = pipeline.eval_batches
+
+  def counting(*a, **kw):
+    calls.append(1)
+    return real(*a, **kw)
+
+  monkeypatch.setattr(pipeline, "eval_batches", counting)
+  kept = pipeline.KeptBatches(ds, np.arange(6), cfg)
+  first, second = list(kept), list(kept)
+  assert len(calls) == 1 and len(first) == len(second) > 0
+  assert all(np.array_equal(a["x"], b["x"]) for a, b in zip(first, second))
+  small = pipeline.KeptBatches(ds, np.arange(6), cfg, limit_bytes=1)
+  list(small), list(small)
+  assert len(calls) == 3  # too big to keep: rendered each time
+
+
+def test_runs_from_before_engines_load_as_soundfont_only(tmp_path):
+  import json
+
+  from instruments_jax import rundir
+
+  cfg = get_config("smoke").to_dict()
+  del cfg["data"]["synth_engines"], cfg["data"]["synth_chain_prob"]
+  (tmp_path / "config.json").write_text(json.dumps(cfg))
+  loaded = rundir.load_config(str(tmp_path))
+  assert loaded.data.synth_engines == "soundfont" and loaded.data.synth_chain_prob == 0.0
