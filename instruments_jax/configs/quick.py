@@ -2,10 +2,8 @@
 
 Same data, features, model, loss and schedule as `baseline`; smaller input
 (64 mel bins x 2 s chunks), a bigger batch, no ImageNet weights (they cannot be
-downloaded offline) and float32. bf16 would be faster ("bf16 is faster on this CPU
-now (1.36x at `quick`'s shape, 1.11x at 128 x 256)": experiments/RESULTS.md, "bf16,
-donation, per-step host sync", jax 0.10.2), but `quick`'s reported numbers were
-measured in float32 and bf16 changes results (the first step's loss by about 0.6%).
+downloaded offline) and bf16 ("1.36x at `quick`'s shape": experiments/RESULTS.md, "bf16,
+donation, per-step host sync").
 """
 
 from instruments_jax.configs import baseline
@@ -21,7 +19,7 @@ def get_config():
   c.data.num_workers = 2
   c.train.batch_size = 32
   c.train.epochs = 3
-  c.train.mixed_precision = False
+  c.train.mixed_precision = True  # bf16: 1.36x the float32 step here (RESULTS.md); issue 15 re-measured everything
   c.prediction.inference_chunk_seconds = 2.0
   c.prediction.max_inference_chunk_seconds = 6.0
   c.prediction.batch_size = 64
