@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import hashlib
 import io
 import struct
@@ -15,21 +16,30 @@ NEW_FAMILIES = ("flute", "trumpet", "cello", "organ")
 # sha256 of the default label set's output for seed 0 (see _fingerprint), recorded before the
 # families beyond the recipe's four were added: the four-class data must never change.
 DEFAULT_FINGERPRINT = "d8d399eb7ad10f9b00d5dab7c8568734e4f500c42ecf4a6733c1f322e1770bdb"
+# ... and with synth.BENCHMARK's engines, voices and recording chains (issue 15).
+BENCHMARK_FINGERPRINT = "0e43a8ee79e8d50967ed9d66403a3fb869e48f655c2683ff390b1979b3146566"
 
 
-def _fingerprint(seed=0, n_train=200, **kw):
-  """Hashes the labels of every split and the specs of the first n_train train clips and all test and unseen ones."""
+def _fingerprint(seed=0, n_train=200, mix=None, **kw):
+  """Hashes the labels of every split and the specs of the first n_train train clips and all test and unseen ones.
+
+  With a `mix`, also each clip's engine, voice and recording chain (every split drawn from that mix).
+  """
   h = hashlib.sha256()
   for split, n in (("train", n_train), ("test", None), ("unseen", None)):
     labels = synth.split_labels(seed, split, **kw)
     h.update(repr((split, labels)).encode())
     for i in range(len(labels) if n is None else n):
-      s = synth.clip_spec(seed, split, i, **kw)
+      s = synth.clip_spec(seed, split, i, **kw) if mix is None else synth.clip_spec(seed, split, i, mix=mix, **kw)
       # Floats rounded, so that a last-bit difference of a platform's libm does not count.
       h.update(repr((s.label, s.program, s.is_drum, s.style, round(s.tempo, 9), s.duration, s.sample_rate,
                      s.channels, round(s.gain, 9))).encode())
       h.update(np.round(s.notes, 9).tobytes())
       h.update(np.round(s.bends, 9).tobytes())
+      if mix is not None:
+        chain = None if s.chain is None else tuple(round(v, 9) if isinstance(v, float) else v
+                                                   for v in dataclasses.astuple(s.chain))
+        h.update(repr((s.engine, s.program, chain)).encode())
   return h.hexdigest()
 
 
@@ -93,6 +103,11 @@ def test_default_classes_give_the_same_clips_as_before_families_were_added():
   assert synth.DEFAULT_CLASSES == synth.FAMILIES[:4] == ("guitar", "drum", "violin", "piano")
   assert _fingerprint() == DEFAULT_FINGERPRINT
   assert _fingerprint(classes=("piano", "violin", "drum", "guitar")) == DEFAULT_FINGERPRINT  # order does not matter
+
+
+def test_the_benchmark_mix_is_pinned():
+  """Test and unseen are always drawn from BENCHMARK: their engines, voices and chains must not drift."""
+  assert _fingerprint(mix=synth.BENCHMARK) == BENCHMARK_FINGERPRINT
 
 
 def test_eight_class_split_sizes():
