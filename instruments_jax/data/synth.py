@@ -468,15 +468,17 @@ def _render(parts, start, duration):
   end = start + duration
   n_out = int(round(duration * first.sample_rate))
   if first.chain is None and all(p.engine == "soundfont" for p in parts):  # as before engines and chains, bit for bit
-    return np.clip(sum(_finish(first, _dry(p, start, end)[0], RENDER_RATE, min(start, 1.0), n_out) * p.gain
-                       for p in parts), -1.0, 1.0)
+    return np.clip(sum(_finish(first, _dry(p, start, end, min(start, 1.0))[0], RENDER_RATE, min(start, 1.0), n_out)
+                       * p.gain for p in parts), -1.0, 1.0)
   from instruments_jax.data import chains
 
-  preroll = min(start, 1.0)
-  rate = RENDER_RATE if any(p.engine == "soundfont" for p in parts) else _model_rate()
+  soundfont = any(p.engine == "soundfont" for p in parts)
+  # The models render each note from its onset: they need a pre-roll only to warm up a chain.
+  preroll = min(start, 1.0) if soundfont or first.chain is not None else 0.0
+  rate = RENDER_RATE if soundfont else _model_rate()
   audio = None
   for p in parts:
-    x, r = _dry(p, start, end)
+    x, r = _dry(p, start, end, preroll)
     if r != rate:
       import soxr
 
@@ -511,24 +513,22 @@ def _finish(spec, audio, rate, preroll, n_out):
   return _fit(audio, n_out)
 
 
-def _dry(spec, start, end):
-  """Returns (float32 [frames, 2] of clip time [start, end) before gain and chain, its rate).
+def _dry(spec, start, end, preroll):
+  """Returns (float32 [frames, 2] of clip time [start - preroll, end) before gain and chain, its rate).
 
-  The soundfont re-strikes notes sounding at `start` and so renders up to 1 s before it:
-  the frames cover [start - min(start, 1), end) at RENDER_RATE (what `render` cuts).
+  The soundfont re-strikes notes sounding at `start - preroll`; `render` gives it a pre-roll
+  of min(start, 1) s and cuts it.
   """
   if spec.engine != "soundfont":
     from instruments_jax.data import engines
 
     key = (spec.seed, _SPLIT_IDS[spec.split], spec.index, spec.part)
-    mono = engines.render(spec.engine, spec.label, spec.program, spec.notes, spec.bends, start - min(start, 1.0),
-                          end, key)
+    mono = engines.render(spec.engine, spec.label, spec.program, spec.notes, spec.bends, start - preroll, end, key)
     return np.repeat(mono[:, None], 2, axis=1), engines.MODEL_RATE
   import midirenderer
   import pretty_midi
   import soundfile as sf
 
-  preroll = min(start, 1.0)
   t0 = start - preroll
   n_render = int(round((end - t0) * RENDER_RATE))
   notes = spec.notes
