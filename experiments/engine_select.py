@@ -2,9 +2,9 @@ r"""Chooses `quick`'s recipe on a held-out sound engine, then scores test and un
 
     python experiments/engine_select.py --runs=runs/engine_select [--only=a,b] [--unseen]
 
-Each candidate trains with `data.validation_strategy=engine` (every clip of the physical
-engine out of training; its clips of fold 4 validate), same seed and steps per epoch
-budget. The table's validation columns are what the choice reads; test and unseen are
+Each candidate trains with `data.validation_strategy=engine`: the clips the benchmark mix
+gives the physical engine never train, and those of them in fold 4 (170 clips, the same
+for every candidate, chains included) validate; same seed, 3 epochs. The table's validation columns are what the choice reads; test and unseen are
 printed beside them, and `--unseen` is passed once, after the choice. A finished run is not
 trained again. Rows go to stdout as a Markdown table with the command of each.
 """
@@ -20,11 +20,15 @@ import time
 
 HOLD_OUT = "--config.data.validation_strategy=engine --config.data.validation_engine=physical"
 CANDIDATES = {
-    # the recipe's data as it was: the soundfont only, dry (the physical clips of the train split validate)
-    "before": "--config=quick --config.data.synth_engines=soundfont,physical --config.data.synth_chain_prob=0",
+    # the embedded set as it was: the soundfont only, dry
+    "before": "--config=quick --config.data.synth_engines=soundfont --config.data.synth_chain_prob=0",
     "engines": "--config=quick --config.data.synth_chain_prob=0",
     "engines+chains": "--config=quick",
     "engines+chains+freqnorm": "--config=quick --config.audio.spectrogram_normalization=frequency",
+    "engines+chains+balanced": "--config=quick --config.data.sampling=balanced",
+    "engines+chains+freqnorm+balanced": "--config=quick --config.audio.spectrogram_normalization=frequency "
+                                        "--config.data.sampling=balanced",
+    "engines+chains0.5": "--config=quick --config.data.synth_chain_prob=0.5",
 }
 
 

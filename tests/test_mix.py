@@ -88,14 +88,34 @@ def test_test_and_unseen_are_the_benchmark_whatever_the_train_mix():
   assert len({test.synth_spec(i).engine for i in range(len(test))}) == 3
 
 
-def test_engine_validation_holds_a_whole_engine_out_of_training():
+def test_engine_validation_holds_a_whole_engine_out_and_validates_every_recipe_on_the_same_clips():
   d = _data_cfg(validation_strategy="engine", validation_engine="physical", data_sample=1.0)
   ds, train, val = sources.train_validation(d)
-  engine = {i: ds.synth_spec(int(i)).engine for i in np.concatenate([train, val])}
-  assert {engine[i] for i in val} == {"physical"} and "physical" not in {engine[i] for i in train}
+  bench = [synth.clip_spec(0, "train", i, mix=synth.BENCHMARK) for i in range(len(ds))]
+  held = {i for i, s in enumerate(bench) if s.engine == "physical"}
+  assert set(val.tolist()) < held and not held & set(train.tolist()) and len(train) + len(held) == len(ds)
   assert set(ds.labels[val]) == set(range(len(ds.classes)))
-  every_physical = sum(ds.synth_spec(i).engine == "physical" for i in range(len(ds)))
-  assert len(val) < every_physical and len(train) + every_physical == len(ds)
+  assert {ds.synth_spec(int(i)).engine for i in train} == {"soundfont", "spectral"}
+  for i in train[:100]:  # the rest keep their benchmark engine
+    assert ds.synth_spec(int(i)).engine == bench[int(i)].engine
+  dry = _data_cfg(validation_strategy="engine", validation_engine="physical", data_sample=1.0,
+                  synth_engines="soundfont", synth_chain_prob=0.0)
+  ds2, train2, val2 = sources.train_validation(dry)
+  assert np.array_equal(val, val2) and np.array_equal(train, train2)
+  for i in val[:20]:  # the same clips, chains included, whatever the recipe's mix
+    assert ds2.synth_spec(int(i)).chain == ds.synth_spec(int(i)).chain == bench[int(i)].chain
+  assert {ds2.synth_spec(int(i)).engine for i in train2} == {"soundfont"}
+  assert all(ds2.synth_spec(int(i)).chain is None for i in train2[:100])
+
+
+def test_a_clip_keeps_its_engine_in_a_smaller_mix_that_allows_it():
+  for i in range(100):
+    full = synth.clip_spec(0, "train", i, mix=synth.BENCHMARK)
+    for engines_ in (("soundfont", "spectral"), ("physical", "spectral"), ("soundfont", "physical")):
+      small = synth.clip_spec(0, "train", i, mix=synth.Mix(engines_, 0.75))
+      assert small.engine in engines_
+      if full.engine in engines_:
+        assert (small.engine, small.program, small.chain) == (full.engine, full.program, full.chain)
 
 
 def test_the_config_check_knows_the_engines():
@@ -106,8 +126,6 @@ def test_the_config_check_knows_the_engines():
 
 
 @pytest.mark.parametrize("fields, message", [
-    ({"validation_strategy": "engine", "validation_engine": "spectral", "synth_engines": "soundfont,physical"},
-     "data.validation_engine='spectral' is not among data.synth_engines"),
     ({"validation_strategy": "engine", "validation_engine": "soundfont", "synth_engines": "soundfont"},
      "leaves nothing to train on"),
     ({"synth_engines": "soundfont,fm"}, "unknown engine 'fm'"),

@@ -88,7 +88,7 @@ class FeatureCache:
   def path(self, dataset, i: int) -> str:
     c = dataset.clips[i]
     if c.path is None:
-      families, mix = ",".join(dataset.synth_classes), dataset.synth_mix
+      families, mix = ",".join(dataset.synth_classes), dataset.synth_mix_of(i)
       ident = (f"synth|{dataset.synth_seed}|{dataset.synth_split}|{families}|{i}|{_synth_version()}|"
                f"{','.join(mix.engines)}|{mix.chain_prob!r}")
     else:

@@ -106,6 +106,8 @@ class Dataset:
   synth_split: str | None = None
   synth_classes: tuple[str, ...] = ()  # the families the embedded set's split was drawn from
   synth_mix: synth.Mix = synth.SOUNDFONT  # the engines and chain share the split was drawn from
+  # validation_strategy=engine: clips held out of training, drawn from synth.BENCHMARK instead
+  synth_held: frozenset = frozenset()
   classes: tuple[str, ...] = ()  # what label index c means: classes[c]
   multi_label: bool = False  # targets are multi-hot rows (a clip may have several labels, or none)
 
@@ -142,9 +144,13 @@ class Dataset:
         n[self._index[t]] += 1
     return n
 
+  def synth_mix_of(self, i: int) -> synth.Mix:
+    """The mix clip i is drawn from (embedded datasets only)."""
+    return synth.BENCHMARK if i in self.synth_held else self.synth_mix
+
   def synth_spec(self, i: int) -> synth.ClipSpec:
     """The synth description of clip i (embedded datasets only)."""
-    return synth.clip_spec(self.synth_seed, self.synth_split, i, self.synth_classes, self.synth_mix)
+    return synth.clip_spec(self.synth_seed, self.synth_split, i, self.synth_classes, self.synth_mix_of(i))
 
   def load(self, i: int, start: float, duration: float, sample_rate: int) -> np.ndarray:
     """Returns mono float32 audio of clip i from `start`, exactly duration * sample_rate samples."""
@@ -426,7 +432,7 @@ def train_validation(data_cfg, path: str | None = None) -> tuple[Dataset, np.nda
   if d.validation_strategy == "programs":
     train, val = program_split(ds)
   elif d.validation_strategy == "engine":
-    train, val = engine_split(ds, d)
+    ds, train, val = engine_split(ds, d)
   else:
     train, val = kfold_split(ds.labels, d.num_folds, d.validation_fold, d.fold_seed)
   return ds, subsample(train, ds.labels, d.data_sample, d.fold_seed), subsample(val, ds.labels, d.data_sample,
@@ -487,22 +493,30 @@ def program_split(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
   return np.flatnonzero(~val), np.flatnonzero(val)
 
 
-def engine_split(dataset: Dataset, data_cfg) -> tuple[np.ndarray, np.ndarray]:
-  """Returns (train, validation) of the synth train split with one sound engine held out.
+def engine_split(dataset: Dataset, data_cfg) -> tuple[Dataset, np.ndarray, np.ndarray]:
+  """Returns (dataset, train, validation) of the synth train split with one sound engine held out.
 
-  No clip of `data.validation_engine` trains; those of them in the k-fold fold
-  `data.validation_fold` validate (all of them would make a validation pass several
-  times longer for little more certainty). The model never hears that engine while
-  training, so its validation score says how a recipe carries over to a way of making
-  sound it has not met: recipes are chosen on it without looking at the `unseen` split.
+  The held-out clips are those that synth.BENCHMARK gives `data.validation_engine`, and
+  they stay BENCHMARK clips (that engine, 3 in 4 through a chain), whatever the recipe's
+  own mix: every candidate validates on the same clips. Those in the k-fold fold
+  `data.validation_fold` validate (all of them would make a validation pass five times
+  longer for little more certainty); none trains. The other clips train on the recipe's
+  mix without that engine (a clip keeps its engine when the mix still allows it). The
+  model never hears the engine while training, so its validation score says how a recipe
+  carries over to a way of making sound it has not met: recipes are chosen on it without
+  looking at the `unseen` split.
   """
   engine = data_cfg.validation_engine
   if dataset.synth_split is None:
     raise DataError("validation_strategy=engine needs the embedded synth set (data.path=synth)")
-  if engine not in dataset.synth_mix.engines:
-    raise DataError(f"data.validation_engine={engine!r} is not among the train split's engines "
-                    f"(data.synth_engines={','.join(dataset.synth_mix.engines)!r})")
-  held = np.array([dataset.synth_spec(i).engine == engine for i in range(len(dataset))])
+  rest = synth.Mix(tuple(e for e in dataset.synth_mix.engines if e != engine), dataset.synth_mix.chain_prob)
+  try:
+    synth.check_mix(rest, dataset.synth_classes)
+  except ValueError as e:
+    raise DataError(f"data.validation_engine={engine!r} held out of data.synth_engines="
+                    f"{','.join(dataset.synth_mix.engines)!r}: {e}") from None
+  bench = dataclasses.replace(dataset, synth_mix=synth.BENCHMARK)
+  held = np.array([bench.synth_spec(i).engine == engine for i in range(len(dataset))])
   _, fold = kfold_split(dataset.labels, data_cfg.num_folds, data_cfg.validation_fold, data_cfg.fold_seed)
   val = np.zeros(len(dataset), bool)
   val[fold] = True
@@ -511,7 +525,8 @@ def engine_split(dataset: Dataset, data_cfg) -> tuple[np.ndarray, np.ndarray]:
   if missing:
     raise DataError(f"data.validation_engine={engine!r} renders no validation clip of {', '.join(missing)}: those "
                     f"classes would go unvalidated; hold out another engine or use kfold")
-  return np.flatnonzero(~held), np.flatnonzero(val)
+  ds = dataclasses.replace(dataset, synth_mix=rest, synth_held=frozenset(np.flatnonzero(held).tolist()))
+  return ds, np.flatnonzero(~held), np.flatnonzero(val)
 
 
 def subsample(indices: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:

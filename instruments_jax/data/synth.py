@@ -250,7 +250,12 @@ def _sound(spec: ClipSpec, mix: Mix, part: int) -> ClipSpec:
   pool = "unseen" if spec.split == "unseen" else "seen"
   sid = _SPLIT_IDS[spec.split]
   rng = np.random.default_rng([spec.seed, sid, 4 + 2 * part, spec.index])
-  engine = str(rng.choice(_engines_of(spec.label, mix.engines)))
+  # A seeded order of every engine that renders the family; the clip takes the first the mix
+  # allows. So a clip keeps its engine in any smaller mix that still allows it, and leaving an
+  # engine out (validation_strategy=engine) moves only that engine's clips.
+  family = _engines_of(spec.label, engines.ENGINES)
+  order = [family[k] for k in rng.permutation(len(family))]
+  engine = next(e for e in order if e in mix.engines)
   program = spec.program if engine == "soundfont" else int(rng.choice(engines.VOICES[engine][pool][spec.label]))
   chain = None
   if part == 0:
