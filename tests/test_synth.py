@@ -253,7 +253,10 @@ def test_multi_label_needs_the_kaggle_layout(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [(["--classes=guitar,banjo"], "banjo"), (["--classes=guitar"], "at least 2"),
-                                           (["--layout=folders", "--multi_label"], "kaggle")])
+                                           (["--layout=folders", "--multi_label"], "kaggle"),
+                                           (["--engines=soundfont,fm"], "unknown sound engine 'fm'"),
+                                           (["--chain_prob=2"], "chain share"),
+                                           (["--engines=physical", "--classes=guitar,flute"], "renders flute")])
 def test_cli_rejects_a_bad_label_set_in_one_line(tmp_path, args, message):
   r = subprocess.run([sys.executable, "-m", "instruments_jax.data.synth", f"--out={tmp_path}", "--split=test", *args],
                      capture_output=True, text=True)
