@@ -85,13 +85,23 @@ def test_seed_validation_split_is_stratified_fold_4_of_5():
 
 
 def test_program_validation_holds_out_one_program_per_class():
-  ds = sources.synth_dataset(0, "train")
+  ds = sources.synth_dataset(0, "train", train_mix=synth.SOUNDFONT)
   train, val = sources.program_split(ds)
   assert len(train) + len(val) == len(ds) and not set(train) & set(val)
   programs = lambda idx: {(ds.clips[i].tags, synth.clip_spec(0, "train", int(i)).program) for i in idx[:400]}
   held = programs(val)
   assert len(held) == 4 and not held & programs(train)
   assert sorted(np.unique(ds.labels[val])) == [0, 1, 2, 3]
+
+
+def test_program_validation_holds_out_one_voice_per_class_and_engine():
+  ds = sources.synth_dataset(0, "train")  # every engine
+  train, val = sources.program_split(ds)
+  voices = lambda idx: {(ds.clips[i].tags, ds.synth_spec(int(i)).engine, ds.synth_spec(int(i)).program)
+                        for i in idx[:600]}
+  held = voices(val)
+  assert len(held) == 4 * 3 and not held & voices(train)  # 4 classes x 3 engines, one voice each
+  assert {e for _, e, _ in held} == {"soundfont", "physical", "spectral"}
 
 
 def test_a_csv_with_a_header_and_no_rows_is_named(tmp_path, kaggle_dir):
