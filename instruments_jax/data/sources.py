@@ -239,8 +239,7 @@ def open_split(data_cfg, split: str, path: str | None = None) -> Dataset | None:
 
 def train_mix(data_cfg) -> synth.Mix:
   """The embedded train split's engines and chain share (data.synth_engines, data.synth_chain_prob)."""
-  return synth.Mix(tuple(e.strip() for e in data_cfg.synth_engines.split(",") if e.strip()),
-                   float(data_cfg.synth_chain_prob))
+  return synth.parse_mix(data_cfg.synth_engines, data_cfg.synth_chain_prob)
 
 
 def _inside(root: str, rel: str) -> str | None:

@@ -168,6 +168,11 @@ SOUNDFONT = Mix()  # the embedded set before engines and chains: every clip the 
 BENCHMARK = Mix(("soundfont", "physical", "spectral"), 0.75)
 
 
+def parse_mix(engines: str, chain_prob: float) -> Mix:
+  """The Mix of a comma-separated engine list (data.synth_engines, --engines) and a chain share."""
+  return Mix(tuple(e.strip() for e in engines.split(",") if e.strip()), float(chain_prob))
+
+
 def split_mix(split: str, train_mix: Mix = BENCHMARK) -> Mix:
   """The mix of a split: the train split's is a choice of the recipe (`train_mix`); test and unseen are
   always BENCHMARK, so runs with different training mixes are scored on the same clips."""
@@ -243,7 +248,7 @@ def clip_spec(seed: int, split: str, index: int, classes=DEFAULT_CLASSES, mix: M
 
 def _sound(spec: ClipSpec, mix: Mix, part: int) -> ClipSpec:
   """Returns `spec` with the engine, voice and chain `mix` draws for it (unchanged for SOUNDFONT)."""
-  if mix == SOUNDFONT and part == 0:
+  if mix == SOUNDFONT:
     return spec
   from instruments_jax.data import chains, engines
 
@@ -305,7 +310,7 @@ def mix_spec(seed: int, split: str, index: int, classes=DEFAULT_CLASSES,
   level_db = float(rng.uniform(-6, 6))
   second = _build_spec(seed, split, index, label, rng, duration=first.duration, sample_rate=first.sample_rate,
                        channels=first.channels, tempo=first.tempo, gain=first.gain * 10 ** (level_db / 20))
-  return first, _sound(second, mix, 1) if mix != SOUNDFONT else second
+  return first, _sound(second, mix, 1)
 
 
 def mix_label(parts) -> str:
@@ -472,14 +477,14 @@ def _render(parts, start, duration):
     duration = first.duration - start
   end = start + duration
   n_out = int(round(duration * first.sample_rate))
-  if first.chain is None and all(p.engine == "soundfont" for p in parts):  # as before engines and chains, bit for bit
-    return np.clip(sum(_finish(first, _dry(p, start, end, min(start, 1.0))[0], RENDER_RATE, min(start, 1.0), n_out)
-                       * p.gain for p in parts), -1.0, 1.0)
-  from instruments_jax.data import chains
-
   soundfont = any(p.engine == "soundfont" for p in parts)
   # The models render each note from its onset: they need a pre-roll only to warm up a chain.
   preroll = min(start, 1.0) if soundfont or first.chain is not None else 0.0
+  if first.chain is None and all(p.engine == "soundfont" for p in parts):  # as before engines and chains, bit for bit
+    return np.clip(sum(_finish(first, _dry(p, start, end, preroll)[0], RENDER_RATE, preroll, n_out) * p.gain
+                       for p in parts), -1.0, 1.0)
+  from instruments_jax.data import chains
+
   rate = RENDER_RATE if soundfont else _model_rate()
   audio = None
   for p in parts:
@@ -685,7 +690,7 @@ def main(argv=None):
   a = p.parse_args(argv)
   try:
     classes = check_write_args([c.strip() for c in a.classes.split(",") if c.strip()], a.layout, a.multi_label)
-    train_mix = check_mix(Mix(tuple(e.strip() for e in a.engines.split(",") if e.strip()), a.chain_prob), classes)
+    train_mix = check_mix(parse_mix(a.engines, a.chain_prob), classes)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
