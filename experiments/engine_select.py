@@ -29,6 +29,14 @@ CANDIDATES = {
     "engines+chains+freqnorm+balanced": "--config=quick --config.audio.spectrogram_normalization=frequency "
                                         "--config.data.sampling=balanced",
     "engines+chains0.5": "--config=quick --config.data.synth_chain_prob=0.5",
+    # each model-engine train clip a voice of its own between two listed voices (engines.blend_voice)
+    "engines+chains+voices0.5": "--config=quick --config.data.synth_voice_spread=0.5",
+    "engines+chains+voices1": "--config=quick --config.data.synth_voice_spread=1.0",
+    # more, smaller steps in the same time (batch 16: 0.92x the samples/s of batch 32 here, twice the updates)
+    "engines+chains+batch16": "--config=quick --config.train.batch_size=16",
+    # a cheaper step (48 mel bins: 1.25-1.4x the samples/s of 64 here) and a hotter schedule
+    "engines+chains+mels48": "--config=quick --config.audio.mel_bins=48",
+    "engines+chains+lr2e-3": "--config=quick --config.train.learning_rate=2e-3",
 }
 
 

@@ -104,6 +104,7 @@ def load_config(workdir: str):
   # ... and from before sound engines and recording chains, on the soundfont alone, dry.
   saved["data"].setdefault("synth_engines", ",".join(synth.SOUNDFONT.engines))
   saved["data"].setdefault("synth_chain_prob", synth.SOUNDFONT.chain_prob)
+  saved["data"].setdefault("synth_voice_spread", synth.SOUNDFONT.voice_spread)
   dropped = []
 
   def overlay(target, values, prefix):

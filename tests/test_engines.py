@@ -169,3 +169,40 @@ def test_bad_engine_family_or_voice_raises(args, word):
 def test_voice_names():
   assert engines.voice_name("physical", "guitar", 1) == "steel dreadnought"
   assert engines.voice_name("soundfont", "guitar", 25) == "GM program 25"
+
+
+def test_between_moves_each_setting_and_keeps_the_rest():
+  b = engines._between
+  assert b(2.0, 8.0, 0.5) == pytest.approx(4.0) and b(2.0, 8.0, -0.5) == pytest.approx(1.0)  # geometric
+  assert b(0.0, 0.6, -0.5) == 0.0 and b(0.0, 0.6, 0.5) == pytest.approx(0.3)  # linear, never below 0
+  assert b(-1.0, 1.0, 0.75) == pytest.approx(0.5)
+  np.testing.assert_allclose(b(((100, 2.0), (200, 4.0)), ((400, 8.0), (800, 16.0)), 0.5), ((200, 4.0), (400, 8.0)))
+  assert b((1.0, 2.0), (1.0, 2.0, 3.0), 0.5) == (1.0, 2.0)  # other shapes: the first
+  assert b("fm", "add", 0.9) == "fm" and b(True, False, 0.9) is True
+
+
+@pytest.mark.parametrize("engine,family", COMBOS)
+def test_a_blended_voice_is_keyed_windowed_and_within_its_spread(engine, family):
+  notes, bends = _clip(family)
+  voice = engines.VOICES[engine]["seen"][family][0]
+  base = engines._VOICE_TABLES[engine][family][voice]
+  differ = 0
+  for k in range(6):
+    key = (5, 0, k, 0)
+    v, level = engines.blend_voice(engine, family, voice, 0.5, key)
+    assert engines.blend_voice(engine, family, voice, 0.5, key) == (v, level)
+    mate = next(m for m in engines._VOICE_TABLES[engine][family] if m["name"] == v["name"].split(" ~ ")[1])
+    assert mate["pool"] == "seen" and level > 0
+    for name, a in base.items():  # every positive number within [a (b/a)^-0.5, a (b/a)^1.5]
+      if isinstance(a, float) and not isinstance(a, bool) and a > 0 and isinstance(mate.get(name), float) \
+          and mate[name] > 0:
+        lo, hi = sorted((a * (mate[name] / a) ** -0.5, a * (mate[name] / a) ** 1.5))
+        assert lo * (1 - 1e-9) <= v[name] <= hi * (1 + 1e-9), (name, a, mate[name], v[name])
+    whole = engines.render(engine, family, voice, notes, bends, 0.0, 3.0, key, spread=0.5)
+    part = engines.render(engine, family, voice, notes, bends, 1.3, 2.9, key, spread=0.5)
+    assert np.isfinite(whole).all() and np.abs(whole).max() < 1.5
+    a = int(round(1.3 * SR))
+    np.testing.assert_allclose(part, whole[a:a + len(part)], rtol=0, atol=1e-4)
+    plain = engines.render(engine, family, voice, notes, bends, 0.0, 3.0, key)
+    differ += np.abs(whole - plain).max() > 1e-3
+  assert differ >= 3  # most clips sound unlike the listed voice

@@ -130,6 +130,7 @@ def test_the_config_check_knows_the_engines():
      "leaves nothing to train on"),
     ({"synth_engines": "soundfont,fm"}, "unknown engine 'fm'"),
     ({"synth_chain_prob": 1.2}, "data.synth_chain_prob"),
+    ({"synth_voice_spread": -0.1}, "data.synth_voice_spread"),
 ])
 def test_bad_mix_fields_are_config_errors(fields, message):
   cfg = get_config("smoke")
@@ -185,7 +186,30 @@ def test_runs_from_before_engines_load_as_soundfont_only(tmp_path):
   from instruments_jax import rundir
 
   cfg = get_config("smoke").to_dict()
-  del cfg["data"]["synth_engines"], cfg["data"]["synth_chain_prob"]
+  del cfg["data"]["synth_engines"], cfg["data"]["synth_chain_prob"], cfg["data"]["synth_voice_spread"]
   (tmp_path / "config.json").write_text(json.dumps(cfg))
   loaded = rundir.load_config(str(tmp_path))
   assert loaded.data.synth_engines == "soundfont" and loaded.data.synth_chain_prob == 0.0
+  assert loaded.data.synth_voice_spread == 0.0
+
+
+def test_a_voice_spread_gives_model_engine_train_clips_voices_of_their_own():
+  from instruments_jax.data import cache
+
+  spread = synth.Mix(ALL.engines, 0.75, 0.5)
+  with pytest.raises(ValueError, match="voice spread"):
+    synth.check_mix(synth.Mix(ALL.engines, 0.75, 2.5))
+  specs = [(synth.clip_spec(0, "train", i, mix=ALL), synth.clip_spec(0, "train", i, mix=spread)) for i in range(60)]
+  for plain, s in specs:  # the same clip, engine, voice and chain: only the voice's settings move
+    assert (s.engine, s.program, s.chain, s.label) == (plain.engine, plain.program, plain.chain, plain.label)
+    assert s.spread == (0.5 if s.engine != "soundfont" else 0.0) and plain.spread == 0.0
+  plain, s = next((p, s) for p, s in specs if s.engine != "soundfont" and s.duration > 3)
+  a, b = synth.render(plain, 0.0, 2.0), synth.render(s, 0.0, 2.0)
+  assert a.shape == b.shape and np.isfinite(b).all() and np.abs(b).max() > 1e-3
+  np.testing.assert_array_equal(b, synth.render(s, 0.0, 2.0))
+  # config -> the train split's mix; test stays the benchmark; the cache tells the two sets apart
+  d = _data_cfg(synth_voice_spread=0.5)
+  train, test = sources.open_split(d, "train"), sources.open_split(d, "test")
+  assert train.synth_mix.voice_spread == 0.5 and test.synth_mix == synth.BENCHMARK
+  c = cache.FeatureCache("/x", get_config("smoke").audio)
+  assert c.path(train, 0) != c.path(sources.open_split(_data_cfg(), "train"), 0)

@@ -62,6 +62,7 @@ def get_config():
   # Not in the recipe: how the embedded train split sounds (data/synth.py; test and unseen are fixed).
   c.data.synth_engines = "soundfont,physical,spectral"
   c.data.synth_chain_prob = 0.75
+  c.data.synth_voice_spread = 0.0  # > 0: model-engine clips blend two voices (data/engines.py's blend_voice)
   # The label set: "auto" reads it from the training split (Kaggle's Sound_Guitar... give guitar,
   # drum, violin, piano, in that order); or "flute,trumpet,cello" fixes the set and its order.
   c.data.classes = "auto"

@@ -227,6 +227,9 @@ FIELDS: dict[str, Field] = {
                                 "all of them)", EngineList()),
     "data.synth_chain_prob": Field(float, "share of embedded train clips recorded through a random room, mic, noise "
                                    "and codec chain (test and unseen: 0.75)", _PROB),
+    "data.synth_voice_spread": Field(float, "embedded train clips of the model engines play a voice of their own, "
+                                     "each setting drawn between two listed voices and up to this far past them "
+                                     "(0: the listed voices; test and unseen: 0)", Range(0.0, 2.0)),
     "data.classes": Field(str, "the label set and its order: auto reads it from the training split (the embedded "
                           "set's families first, then the rest alphabetically); a list also rejects other labels",
                           ClassList()),

@@ -90,7 +90,7 @@ class FeatureCache:
     if c.path is None:
       families, mix = ",".join(dataset.synth_classes), dataset.synth_mix_of(i)
       ident = (f"synth|{dataset.synth_seed}|{dataset.synth_split}|{families}|{i}|{_synth_version()}|"
-               f"{','.join(mix.engines)}|{mix.chain_prob!r}")
+               f"{','.join(mix.engines)}|{mix.chain_prob!r}" + (f"|{mix.voice_spread!r}" if mix.voice_spread else ""))
     else:
       st = os.stat(c.path)
       ident = f"file|{os.path.realpath(c.path)}|{st.st_size}|{st.st_mtime_ns}"

@@ -1099,8 +1099,47 @@ def _note_tail(engine, family, v, p):
   return min(_TAIL_MAX, _REL_SPAN * v["release"])
 
 
+def _between(a, b, w):
+  """A setting w of the way from a to b (w outside 0..1 goes beyond them): geometric between positive
+  numbers, linear otherwise (never below 0 when both are >= 0), elementwise through equal-shaped
+  tuples; anything else (names, flags, tuples of other shapes) stays a."""
+  if isinstance(a, bool) or isinstance(b, bool):
+    return a
+  if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+    if a > 0 and b > 0:
+      return float(a * (b / a) ** w)
+    x = float(a + w * (b - a))
+    return max(x, 0.0) if a >= 0 and b >= 0 else x
+  if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b):
+    return tuple(_between(x, y, w) for x, y in zip(a, b))
+  return a
+
+
+def blend_voice(engine: str, family: str, voice: int, spread: float, key: tuple[int, ...]) -> tuple[dict, float]:
+  """A voice of its own for one clip: each setting of `voice` moved a random way towards (or past) the
+  same setting of another voice of its pool, and its output level likewise.
+
+  Each setting draws its own weight, uniform in [-spread, 1 + spread] (0 is `voice`, 1 the other),
+  from `default_rng([*key, 2, 0])`, so the clip always gets the same voice. spread=0 still blends
+  (inside the two voices); `render(..., spread=0)` does not call this and plays `voice` itself.
+  Returns (the voice's settings, its output level).
+  """
+  base = _voice(engine, family, voice)
+  mates = VOICES[engine][base["pool"]][family]
+  rng = np.random.default_rng([*(int(k) for k in key), 2, 0])
+  mate = int(mates[rng.integers(len(mates))])
+  other = _VOICE_TABLES[engine][family][mate]
+  out = {k: (a if k in ("name", "pool") or k not in other else _between(a, other[k],
+                                                                            rng.uniform(-spread, 1 + spread)))
+         for k, a in base.items()}
+  out["name"] = f"{base['name']} ~ {other['name']}"
+  levels = _LEVEL[(engine, family)]
+  level = float(np.sqrt(levels[int(voice)] * levels[mate]))  # settings moved both ways: the geometric mean
+  return out, level
+
+
 def render(engine: str, family: str, voice: int, notes: np.ndarray, bends: np.ndarray,
-           start: float, stop: float, key: tuple[int, ...]) -> np.ndarray:
+           start: float, stop: float, key: tuple[int, ...], spread: float = 0.0) -> np.ndarray:
   """Mono float32 [round((stop - start) * MODEL_RATE)] of clip time [start, stop).
 
   Args:
@@ -1111,11 +1150,16 @@ def render(engine: str, family: str, voice: int, notes: np.ndarray, bends: np.nd
     bends: rows (time_s, value -8192..8191): +-2 semitone pitch bend, a step function.
     start, stop: the window of clip time to render.
     key: integers that seed all randomness (per-clip timbre jitter, per-note noise).
+    spread: 0 plays `voice`; above 0 the clip gets a voice of its own between `voice` and
+      another of its pool, reaching `spread` beyond them (blend_voice).
 
   Raises:
     ValueError: an unknown engine, family or voice.
   """
-  v = _voice(engine, family, voice)
+  if spread > 0:
+    v, level = blend_voice(engine, family, voice, spread, key)
+  else:
+    v, level = _voice(engine, family, voice), _LEVEL[(engine, family)][int(voice)]
   fn = _SYNTHS[engine][family]
   notes = np.asarray(notes, np.float64).reshape(-1, 4)
   bends = np.asarray(bends, np.float64).reshape(-1, 2)
@@ -1137,5 +1181,5 @@ def render(engine: str, family: str, voice: int, notes: np.ndarray, bends: np.nd
     if hi > last - _FADE:  # fade the last 10 ms before the ring-out bound: no truncation click
       y = y * np.minimum((last - np.arange(lo, hi)) / _FADE, 1.0).astype(_F32)
     out[lo - n0:hi - n0] += y
-  out *= _LEVEL[(engine, family)][int(voice)]
+  out *= level
   return out

@@ -238,8 +238,9 @@ def open_split(data_cfg, split: str, path: str | None = None) -> Dataset | None:
 
 
 def train_mix(data_cfg) -> synth.Mix:
-  """The embedded train split's engines and chain share (data.synth_engines, data.synth_chain_prob)."""
-  return synth.parse_mix(data_cfg.synth_engines, data_cfg.synth_chain_prob)
+  """The embedded train split's engines, chain share and voice spread (data.synth_engines, data.synth_chain_prob,
+  data.synth_voice_spread)."""
+  return synth.parse_mix(data_cfg.synth_engines, data_cfg.synth_chain_prob, data_cfg.synth_voice_spread)
 
 
 def _inside(root: str, rel: str) -> str | None:
@@ -508,7 +509,7 @@ def engine_split(dataset: Dataset, data_cfg) -> tuple[Dataset, np.ndarray, np.nd
   engine = data_cfg.validation_engine
   if dataset.synth_split is None:
     raise DataError("validation_strategy=engine needs the embedded synth set (data.path=synth)")
-  rest = synth.Mix(tuple(e for e in dataset.synth_mix.engines if e != engine), dataset.synth_mix.chain_prob)
+  rest = dataclasses.replace(dataset.synth_mix, engines=tuple(e for e in dataset.synth_mix.engines if e != engine))
   try:
     synth.check_mix(rest, dataset.synth_classes)
   except ValueError as e:

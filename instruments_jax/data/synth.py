@@ -152,6 +152,7 @@ class ClipSpec:
   engine: str = "soundfont"  # what makes the sound: a soundfont program, or engines.py's models (program = voice)
   chain: object = None  # the recording chain (chains.Chain), or None: dry, at studio level
   part: int = 0  # 0, or 1 for the second part of a multi-label mix (its own engine's random stream)
+  spread: float = 0.0  # model engines: 0 plays voice `program`; above 0, a voice of its own (engines.blend_voice)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,6 +161,9 @@ class Mix:
 
   engines: tuple[str, ...] = ("soundfont",)
   chain_prob: float = 0.0
+  # Model-engine clips play a voice of their own, between their voice and another of its pool and up
+  # to this far past them (engines.blend_voice); 0 plays the listed voices themselves.
+  voice_spread: float = 0.0
 
 
 SOUNDFONT = Mix()  # the embedded set before engines and chains: every clip the soundfont, dry
@@ -168,9 +172,9 @@ SOUNDFONT = Mix()  # the embedded set before engines and chains: every clip the 
 BENCHMARK = Mix(("soundfont", "physical", "spectral"), 0.75)
 
 
-def parse_mix(engines: str, chain_prob: float) -> Mix:
-  """The Mix of a comma-separated engine list (data.synth_engines, --engines) and a chain share."""
-  return Mix(tuple(e.strip() for e in engines.split(",") if e.strip()), float(chain_prob))
+def parse_mix(engines: str, chain_prob: float, voice_spread: float = 0.0) -> Mix:
+  """The Mix of a comma-separated engine list (data.synth_engines, --engines), a chain share and a voice spread."""
+  return Mix(tuple(e.strip() for e in engines.split(",") if e.strip()), float(chain_prob), float(voice_spread))
 
 
 def split_mix(split: str, train_mix: Mix = BENCHMARK) -> Mix:
@@ -220,6 +224,8 @@ def check_mix(mix: Mix, classes=DEFAULT_CLASSES) -> Mix:
       raise ValueError(f"unknown sound engine {e!r}: one of {', '.join(engines.ENGINES)}")
   if not 0.0 <= mix.chain_prob <= 1.0:
     raise ValueError(f"chain share {mix.chain_prob!r} is not in 0..1")
+  if not 0.0 <= mix.voice_spread <= 2.0:
+    raise ValueError(f"voice spread {mix.voice_spread!r} is not in 0..2")
   for c in check_classes(classes):
     if not _engines_of(c, mix.engines):
       raise ValueError(f"no engine of {', '.join(mix.engines)} renders {c}")
@@ -267,7 +273,8 @@ def _sound(spec: ClipSpec, mix: Mix, part: int) -> ClipSpec:
     rng = np.random.default_rng([spec.seed, sid, 5, spec.index])
     if rng.random() < mix.chain_prob:
       chain = chains.draw(rng, pool)
-  return dataclasses.replace(spec, engine=engine, program=program, chain=chain, part=part)
+  spread = mix.voice_spread if engine != "soundfont" else 0.0
+  return dataclasses.replace(spec, engine=engine, program=program, chain=chain, part=part, spread=spread)
 
 
 def _build_spec(seed, split, index, label, rng, duration=None, sample_rate=None, channels=None, tempo=None,
@@ -533,7 +540,8 @@ def _dry(spec, start, end, preroll):
     from instruments_jax.data import engines
 
     key = (spec.seed, _SPLIT_IDS[spec.split], spec.index, spec.part)
-    mono = engines.render(spec.engine, spec.label, spec.program, spec.notes, spec.bends, start - preroll, end, key)
+    mono = engines.render(spec.engine, spec.label, spec.program, spec.notes, spec.bends, start - preroll, end, key,
+                          spread=spec.spread)
     return np.repeat(mono[:, None], 2, axis=1), engines.MODEL_RATE
   import midirenderer
   import pretty_midi
@@ -687,10 +695,13 @@ def main(argv=None):
   p.add_argument("--chain_prob", type=float, default=BENCHMARK.chain_prob,
                  help="share of train clips recorded through a random room, mic and codec chain (test and unseen: "
                       f"{BENCHMARK.chain_prob})")
+  p.add_argument("--voice_spread", type=float, default=BENCHMARK.voice_spread,
+                 help="train clips of the model engines play a voice of their own, between two listed voices and up to "
+                      "this far past them (0: the listed voices; test and unseen: 0)")
   a = p.parse_args(argv)
   try:
     classes = check_write_args([c.strip() for c in a.classes.split(",") if c.strip()], a.layout, a.multi_label)
-    train_mix = check_mix(parse_mix(a.engines, a.chain_prob), classes)
+    train_mix = check_mix(parse_mix(a.engines, a.chain_prob, a.voice_spread), classes)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
