@@ -37,6 +37,9 @@ CANDIDATES = {
     # a cheaper step (48 mel bins: 1.25-1.4x the samples/s of 64 here) and a hotter schedule
     "engines+chains+mels48": "--config=quick --config.audio.mel_bins=48",
     "engines+chains+lr2e-3": "--config=quick --config.train.learning_rate=2e-3",
+    # the recipe's own augmentation (mixup on the log-mel batch, as `strong` sets it)
+    "engines+chains+mixup": "--config=quick --config.augmentation.mix_audio=mixup "
+                            "--config.augmentation.mix_concentration=0.4 --config.augmentation.mix_probability=0.5",
     # the chosen recipe again with another seed (weights, batch order; the same clips): how far rows move by chance
     "engines+chains-seed1": "--config=quick --config.seed=1",
 }
