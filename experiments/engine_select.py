@@ -42,6 +42,7 @@ CANDIDATES = {
                             "--config.augmentation.mix_concentration=0.4 --config.augmentation.mix_probability=0.5",
     # the chosen recipe again with another seed (weights, batch order; the same clips): how far rows move by chance
     "engines+chains-seed1": "--config=quick --config.seed=1",
+    "engines+chains+voices0.5-seed1": "--config=quick --config.data.synth_voice_spread=0.5 --config.seed=1",
 }
 
 
