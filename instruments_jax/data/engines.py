@@ -1129,10 +1129,10 @@ def blend_voice(engine: str, family: str, voice: int, spread: float, key: tuple[
   rng = np.random.default_rng([*(int(k) for k in key), 2, 0])
   mate = int(mates[rng.integers(len(mates))])
   other = _VOICE_TABLES[engine][family][mate]
-  out = {k: (a if k in ("name", "pool") or k not in other else _between(a, other[k],
-                                                                            rng.uniform(-spread, 1 + spread)))
-         for k, a in base.items()}
-  out["name"] = f"{base['name']} ~ {other['name']}"
+  out = dict(base, name=f"{base['name']} ~ {other['name']}")
+  for k, a in base.items():  # one draw per shared setting, in the voice's order
+    if k not in ("name", "pool") and k in other:
+      out[k] = _between(a, other[k], rng.uniform(-spread, 1 + spread))
   levels = _LEVEL[(engine, family)]
   level = float(np.sqrt(levels[int(voice)] * levels[mate]))  # settings moved both ways: the geometric mean
   return out, level
