@@ -43,6 +43,14 @@ CANDIDATES = {
     # the chosen recipe again with another seed (weights, batch order; the same clips): how far rows move by chance
     "engines+chains-seed1": "--config=quick --config.seed=1",
     "engines+chains+voices0.5-seed1": "--config=quick --config.data.synth_voice_spread=0.5 --config.seed=1",
+    # a smaller backbone (model.cnn8: ~8x ResNet50's step rate here), so the same minutes see more windows
+    "engines+chains+cnn8": "--config=quick --config.model.backbone=cnn8",
+    "engines+chains+cnn8-seed1": "--config=quick --config.model.backbone=cnn8 --config.seed=1",
+    # the minutes ResNet50 takes for 3 epochs buy cnn8 about 8
+    "engines+chains+cnn8-8ep": "--config=quick --config.model.backbone=cnn8 --config.train.epochs=8 "
+                               "--config.train.evaluation_epochs=8",
+    "engines+chains+cnn8-8ep-seed1": "--config=quick --config.model.backbone=cnn8 --config.train.epochs=8 "
+                                     "--config.train.evaluation_epochs=8 --config.seed=1",
 }
 
 

@@ -20,7 +20,35 @@ from instruments_jax.data import sources
 IMAGENET_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 IMAGENET_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/" + IMAGENET_FILE
 IMAGENET_HASH = "4d473c1dd8becc155b73f8504c6f6626"
-BACKBONES = {"resnet50": keras.applications.ResNet50}  # model.backbone; configs.validate checks the name
+
+
+def cnn8(include_top=False, weights=None, input_shape=None, pooling="avg", widths=(32, 64, 128, 256)):
+  """A plain CNN for log-mels: four blocks of two 3x3 conv + BatchNorm + ReLU, 2x2 average pooling between.
+
+  The VGG-like shape of the audio-tagging CNNs (PANNs' CNN6/CNN10), narrower and with a
+  stride-2 first convolution: 1.2 M weights, about 8x the samples/s of ResNet50 at `quick`'s
+  64 x 173 input on a 2-core CPU (experiments/RESULTS.md, "A smaller backbone"). No
+  pretrained weights exist for it; the signature is keras.applications' so BACKBONES serves both.
+  """
+  if include_top or weights is not None:
+    raise ValueError("cnn8 has no classification top and no pretrained weights")
+  inputs = keras.Input(input_shape)
+  x = inputs
+  for block, width in enumerate(widths):
+    for conv in range(2):
+      strides = 2 if block == conv == 0 else 1
+      x = keras.layers.Conv2D(width, 3, strides=strides, padding="same", use_bias=False,
+                              name=f"block{block + 1}_conv{conv + 1}")(x)
+      x = keras.layers.BatchNormalization(name=f"block{block + 1}_bn{conv + 1}")(x)
+      x = keras.layers.ReLU(name=f"block{block + 1}_relu{conv + 1}")(x)
+    if block < len(widths) - 1:
+      x = keras.layers.AveragePooling2D(2, padding="same", name=f"block{block + 1}_pool")(x)
+  pool = {"avg": keras.layers.GlobalAveragePooling2D, "max": keras.layers.GlobalMaxPooling2D}[pooling]
+  return keras.Model(inputs, pool(name="pool")(x), name="cnn8")
+
+
+# model.backbone; configs.validate checks the name
+BACKBONES = {"resnet50": keras.applications.ResNet50, "cnn8": cnn8}
 
 
 class WeightsUnavailable(RuntimeError):
@@ -96,12 +124,19 @@ def build_model(cfg, input_shape: tuple | None = None, mixed_precision: bool | N
         layer.momentum = float(cfg.model.bn_momentum)
   if weights_file is not None:
     load_backbone_weights(backbone, weights_file)
-  return keras.Model(inputs, logits, name="instruments_resnet50")
+  return keras.Model(inputs, logits, name=f"instruments_{cfg.model.backbone}")
 
 
 def load_backbone_weights(backbone: keras.Model, path: str) -> None:
-  """Loads a no-top ResNet50 weights file into `backbone`, summing conv1 over RGB when needed."""
+  """Loads a no-top ResNet50 weights file into `backbone`, summing conv1 over RGB when needed;
+  another backbone loads a file saved from itself (`backbone.save_weights`)."""
   channels = backbone.input_shape[-1]
+  if backbone.name != "resnet50":
+    try:
+      backbone.load_weights(path)
+      return
+    except Exception as e:
+      raise ValueError(f"cannot load {backbone.name} weights from {path!r}: {e}") from None
   try:
     source = keras.applications.ResNet50(include_top=False, weights=path, input_shape=(32, 32, 3))
   except Exception as e3:

@@ -125,6 +125,7 @@ BAD = [
     ("no accumulation", {"train.grad_accumulation": 0}, "train.grad_accumulation", ">= 1"),
     ("no clips in the figure", {"logging.number_of_audios": 0}, "logging.number_of_audios", ">= 1"),
     ("seed below -1", {"seed": -2}, "seed", ">= -1"),
+    ("ImageNet weights for cnn8", {"model.backbone": "cnn8"}, "model.weights", "only model.backbone=resnet50"),
 ]
 
 

@@ -80,3 +80,36 @@ def test_batchnorm_keeps_running_stats_like_pytorch():
   m = model_lib.build_model(_cfg("none"), (32, 64, 1))
   bns = [l for l in m.get_layer("resnet50").layers if isinstance(l, keras.layers.BatchNormalization)]
   assert len(bns) == 53 and all(l.momentum == 0.9 for l in bns)
+
+
+def test_cnn8_maps_any_length_to_one_logit_per_class_in_bf16():
+  cfg = _cfg("none")
+  cfg.model.backbone, cfg.train.mixed_precision = "cnn8", True
+  m = model_lib.build_model(cfg)  # (mel_bins, None, 1): any number of frames
+  assert m.name == "instruments_cnn8"
+  backbone = m.get_layer("cnn8")
+  assert backbone.get_layer("block1_conv1").strides == (2, 2)
+  assert backbone.get_layer("block1_conv1").compute_dtype == "bfloat16"
+  for frames in (5, 87):
+    out = m(np.zeros((2, cfg.audio.mel_bins, frames, 1), np.float32))
+    assert out.shape == (2, 4) and str(out.dtype) == "float32"
+  bns = [l for l in backbone.layers if isinstance(l, keras.layers.BatchNormalization)]
+  assert len(bns) == 8 and all(l.momentum == 0.9 for l in bns)
+
+
+def test_cnn8_weights_from_a_file_saved_from_it(tmp_path):
+  cfg = _cfg("none")
+  cfg.model.backbone = "cnn8"
+  keras.utils.set_random_seed(3)
+  src = model_lib.build_model(cfg, (32, 64, 1)).get_layer("cnn8")
+  path = str(tmp_path / "cnn8.weights.h5")
+  src.save_weights(path)
+  cfg.model.weights = path
+  keras.utils.set_random_seed(4)
+  loaded = model_lib.build_model(cfg, (32, 64, 1)).get_layer("cnn8")
+  for a, b in zip(loaded.get_weights(), src.get_weights()):
+    np.testing.assert_array_equal(a, b)
+  cfg.model.weights = str(tmp_path / "resnet50.weights.h5")
+  _three_channel_weights(cfg.model.weights, legacy=False)  # a ResNet50 file does not fit cnn8
+  with pytest.raises(ValueError, match="cannot load cnn8 weights from"):
+    model_lib.build_model(cfg, (32, 64, 1))

@@ -180,7 +180,7 @@ FIELDS: dict[str, Field] = {
     "name": Field(str, "config name, written to config.json", Text()),
     "seed": Field(int, "seed of weights, data order and augmentation; -1 draws one and logs it", Range(-1)),
     # model
-    "model.backbone": Field(str, "image backbone the log-mel goes through", OneOf("resnet50")),
+    "model.backbone": Field(str, "image backbone the log-mel goes through", OneOf("resnet50", "cnn8")),
     "model.weights": Field(str, "initial backbone weights: keras' ImageNet file, random, or a local file",
                            Weights()),
     "model.pool": Field(str, "global pooling of the backbone's last feature map", OneOf("avg", "max")),
@@ -314,6 +314,12 @@ class Rule:
     self.paths, self.text, self.check = paths, text, check
 
 
+def _imagenet_for_resnet(v, _):
+  if v["model.weights"].lower() == "imagenet" and v["model.backbone"] != "resnet50":
+    return (f"model.weights='imagenet': only model.backbone=resnet50 has ImageNet weights; "
+            f"{v['model.backbone']} takes none or a weights file saved from it")
+
+
 def _nyquist(v, _):
   sr, fmax = v["audio.sample_rate"], v["audio.fmax"]
   if fmax > sr / 2:
@@ -395,6 +401,7 @@ def _masks_before_device_features(v, _):
 
 
 RULES: tuple[Rule, ...] = (
+    Rule(("model.weights", "model.backbone"), "imagenet only with model.backbone=resnet50", _imagenet_for_resnet),
     Rule(("audio.fmax", "audio.sample_rate"), "<= audio.sample_rate / 2 (Nyquist)", _nyquist),
     Rule(("audio.fmin", "audio.fmax"), "< audio.fmax", _fmin_below_fmax),
     Rule(("audio.hop_size", "audio.stft_window_size"), "<= audio.stft_window_size", _hop_within_window),
