@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 
+CNN8 = "--config=quick --config.model.backbone=cnn8"
+SPECAUG = "--config.augmentation.freq_masks=2 --config.augmentation.time_masks=2"
 HOLD_OUT = "--config.data.validation_strategy=engine --config.data.validation_engine=physical"
 CANDIDATES = {
     # the embedded set as it was: the soundfont only, dry
@@ -51,6 +53,13 @@ CANDIDATES = {
                                "--config.train.evaluation_epochs=8",
     "engines+chains+cnn8-8ep-seed1": "--config=quick --config.model.backbone=cnn8 --config.train.epochs=8 "
                                      "--config.train.evaluation_epochs=8 --config.seed=1",
+    # cnn8 at 3 epochs (4-5 minutes a run here), two seeds per candidate
+    **{name + suffix: f"{CNN8} {flags}{seed}".strip()
+       for name, flags in {"engines+chains+cnn8+specaug": SPECAUG,
+                           "engines+chains+cnn8-5ep": "--config.train.epochs=5 --config.train.evaluation_epochs=5",
+                           "engines+chains+cnn8+lr3e-3": "--config.train.learning_rate=3e-3",
+                           "engines+chains+cnn8+freqnorm": "--config.audio.spectrogram_normalization=frequency"}.items()
+       for suffix, seed in (("", ""), ("-seed1", " --config.seed=1"))},
 }
 
 
