@@ -4,7 +4,8 @@ r"""Chooses `quick`'s recipe on a held-out sound engine, then scores test and un
 
 Each candidate trains with `data.validation_strategy=engine`: the clips the benchmark mix
 gives the physical engine never train, and those of them in fold 4 (170 clips, the same
-for every candidate, chains included) validate; same seed, 3 epochs. The table's validation columns are what the choice reads; test and unseen are
+for every candidate, chains included) validate; `quick`'s seed and epochs unless the candidate
+sets them (the third round runs each candidate at seeds 0 and 1 and chooses on the mean). The table's validation columns are what the choice reads; test and unseen are
 printed beside them, and `--unseen` is passed once, after the choice. A finished run is not
 trained again. Rows go to stdout as a Markdown table with the command of each.
 """
