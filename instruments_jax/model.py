@@ -27,7 +27,7 @@ def cnn8(include_top=False, weights=None, input_shape=None, pooling="avg", width
 
   The VGG-like shape of the audio-tagging CNNs (PANNs' CNN6/CNN10), narrower and with a
   stride-2 first convolution: 1.2 M weights, about 8x the samples/s of ResNet50 at `quick`'s
-  64 x 173 input on a 2-core CPU (experiments/RESULTS.md, "A smaller backbone"). No
+  64 x 173 input on a 2-core CPU (experiments/RESULTS.md, "Issue 15, third round"). No
   pretrained weights exist for it; the signature is keras.applications' so BACKBONES serves both.
   """
   if include_top or weights is not None:
