@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import logging as pylogging
 import os
 import shutil
 
@@ -141,6 +142,36 @@ def _check_metadata(step_dir: str, expected: dict) -> str | None:
   return None
 
 
+class _ReportedDamage(pylogging.Filter):
+  """Drops asyncio's "Task exception was never retrieved" for reads of a checkpoint already reported damaged.
+
+  orbax reads a checkpoint's arrays in concurrent tasks; the first failure is raised (and reported
+  in one line), and the other failed reads are logged with a traceback whenever the collector
+  finds them, possibly long after. Only errors that name a reported step directory are dropped.
+  """
+
+  def __init__(self):
+    super().__init__()
+    self.step_dirs: set[str] = set()
+
+  def filter(self, record):
+    exc = record.exc_info[1] if record.exc_info else None
+    if exc is None:
+      exc = getattr(record, "exception", None)
+    text = str(exc) if exc is not None else record.getMessage()
+    return not (record.getMessage().startswith("Task exception was never retrieved")
+                and any(d in text for d in self.step_dirs))
+
+
+_REPORTED = _ReportedDamage()
+
+
+def _hush_reported(step_dir: str) -> None:
+  if not _REPORTED.step_dirs:
+    pylogging.getLogger("asyncio").addFilter(_REPORTED)
+  _REPORTED.step_dirs.add(step_dir)
+
+
 def _shapes(tree) -> list:
   return [(tuple(x.shape), str(x.dtype)) for x in jax.tree.leaves(tree)]
 
@@ -167,6 +198,7 @@ def restore_latest(mgr, template, iterator, workdir: str):
               state=ocp.args.StandardRestore(template), data=grain.checkpoint.CheckpointRestore(iterator)))
         return restored.state, step
     except Exception as e:  # noqa: BLE001  (orbax, tensorstore and json raise many kinds on damaged files)
+      _hush_reported(step_dir)
       aside = _set_aside(workdir, step_dir)
       mgr.reload()
       logging.warning("checkpoint %s is damaged (%s): moved it to %s and trying the one before", step_dir,
@@ -222,6 +254,7 @@ def restore_weights(workdir: str, expected: dict | None = None) -> tuple[int, di
         state = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
       return step, {"params": list(state["params"]), "model_state": list(state["model_state"])}
   except Exception as e:  # noqa: BLE001  (orbax, tensorstore and json raise many kinds on damaged files)
+    _hush_reported(step_dir)
     older = sorted(set(steps) - {step}, reverse=True)
     fallback = (f"; or move it out of {directory} to use the checkpoint of step {older[0]}" if older else "")
     raise RunDirError(f"run {workdir!r}: checkpoint {step_dir} is damaged ({_first_line(e)}); re-run train on "

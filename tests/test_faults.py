@@ -153,6 +153,26 @@ def test_a_metrics_line_cut_short_is_dropped_on_resume(tmp_path):
   assert [json.loads(l)["step"] for l in path.read_text().splitlines()] == [2, 4, 8]
 
 
+def test_unretrieved_reads_of_a_reported_damaged_checkpoint_log_no_traceback(tmp_path, caplog):
+  """orbax reads arrays in concurrent tasks: after the first failure is reported, the others reach
+  asyncio's "Task exception was never retrieved" (with a traceback) whenever they are collected."""
+  import asyncio
+  import logging as pylogging
+
+  damaged, other = str(tmp_path / "checkpoints" / "10"), str(tmp_path / "checkpoints" / "8")
+  checkpoint._hush_reported(damaged)
+  loop = asyncio.new_event_loop()
+  try:
+    with caplog.at_level(pylogging.ERROR, logger="asyncio"):
+      for step_dir in (damaged, other):
+        error = ValueError(f'OUT_OF_RANGE: Error reading "opt_state.0" at local file "{step_dir}/state/"')
+        loop.default_exception_handler({"message": "Task exception was never retrieved", "exception": error})
+  finally:
+    loop.close()
+  logged = [r for r in caplog.records if r.name == "asyncio"]
+  assert len(logged) == 1 and other in str(logged[0].exc_info[1])  # only the unreported checkpoint's error
+
+
 @pytest.fixture(scope="module")
 def three_checkpoints(tmp_path_factory):
   """A smoke run trained through the CLI with checkpoints at steps 4, 8 and 10."""
