@@ -54,7 +54,17 @@ CANDIDATES = {
                            "+specaug": "--config.augmentation.freq_masks=2 --config.augmentation.time_masks=2",
                            "-5ep": "--config.train.epochs=5 --config.train.evaluation_epochs=5",
                            "+lr3e-3": "--config.train.learning_rate=3e-3",
-                           "+freqnorm": "--config.audio.spectrogram_normalization=frequency"}.items()
+                           "+freqnorm": "--config.audio.spectrogram_normalization=frequency",
+                           # fourth round, on the 5-epoch choice: capacity the renderer-bound step pays
+                           # little for (model.width), and dropout before the classifier
+                           "-5ep+w1.5": "--config.train.epochs=5 --config.train.evaluation_epochs=5 "
+                                        "--config.model.width=1.5",
+                           "-5ep+w2": "--config.train.epochs=5 --config.train.evaluation_epochs=5 "
+                                      "--config.model.width=2",
+                           "-5ep+drop0.3": "--config.train.epochs=5 --config.train.evaluation_epochs=5 "
+                                           "--config.model.dropout=0.3",
+                           "-5ep+maxpool": "--config.train.epochs=5 --config.train.evaluation_epochs=5 "
+                                           "--config.model.pool=max"}.items()
        for suffix, seed in (("", ""), ("-seed1", "--config.seed=1"))},
 }
 

@@ -22,7 +22,10 @@ IMAGENET_URL = "https://storage.googleapis.com/tensorflow/keras-applications/res
 IMAGENET_HASH = "4d473c1dd8becc155b73f8504c6f6626"
 
 
-def cnn8(include_top=False, weights=None, input_shape=None, pooling="avg", widths=(32, 64, 128, 256)):
+CNN8_WIDTHS = (32, 64, 128, 256)  # model.width multiplies them
+
+
+def cnn8(include_top=False, weights=None, input_shape=None, pooling="avg", widths=CNN8_WIDTHS):
   """A plain CNN for log-mels: four blocks of two 3x3 conv + BatchNorm + ReLU, 2x2 average pooling between.
 
   The VGG-like shape of the audio-tagging CNNs (PANNs' CNN6/CNN10), narrower and with a
@@ -99,8 +102,10 @@ def build_model(cfg, input_shape: tuple | None = None, mixed_precision: bool | N
   previous = keras.config.dtype_policy()
   keras.config.set_dtype_policy(policy)
   try:
+    width = float(cfg.model.width)  # configs.validate: 1 unless cnn8
+    sized = {} if cfg.model.backbone != "cnn8" else {"widths": tuple(max(1, round(w * width)) for w in CNN8_WIDTHS)}
     backbone = BACKBONES[cfg.model.backbone](include_top=False, weights=None, input_shape=input_shape,
-                                           pooling=cfg.model.pool)
+                                           pooling=cfg.model.pool, **sized)
     inputs = keras.Input(input_shape, name="log_mel")
     x = inputs
     if cfg.audio.spectrogram_normalization == "frequency":

@@ -126,6 +126,8 @@ BAD = [
     ("no clips in the figure", {"logging.number_of_audios": 0}, "logging.number_of_audios", ">= 1"),
     ("seed below -1", {"seed": -2}, "seed", ">= -1"),
     ("ImageNet weights for cnn8", {"model.backbone": "cnn8"}, "model.weights", "only model.backbone=resnet50"),
+    ("a width for resnet50", {"model.width": 2.0}, "model.width", "only model.backbone=cnn8"),
+    ("width out of range", {"model.width": 8.0}, "model.width", "[0.25, 4]"),
 ]
 
 

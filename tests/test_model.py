@@ -97,6 +97,14 @@ def test_cnn8_maps_any_length_to_one_logit_per_class_in_bf16():
   assert len(bns) == 8 and all(l.momentum == 0.9 for l in bns)
 
 
+def test_cnn8_width_multiplies_every_convolution():
+  cfg = _cfg("none")
+  cfg.model.backbone, cfg.model.width = "cnn8", 1.5
+  backbone = model_lib.build_model(cfg, (32, 64, 1)).get_layer("cnn8")
+  convs = [l.filters for l in backbone.layers if isinstance(l, keras.layers.Conv2D)]
+  assert convs == [48, 48, 96, 96, 192, 192, 384, 384]
+
+
 def test_cnn8_weights_from_a_file_saved_from_it(tmp_path):
   cfg = _cfg("none")
   cfg.model.backbone = "cnn8"

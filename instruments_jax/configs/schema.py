@@ -185,6 +185,7 @@ FIELDS: dict[str, Field] = {
                            Weights()),
     "model.pool": Field(str, "global pooling of the backbone's last feature map", OneOf("avg", "max")),
     "model.dropout": Field(float, "dropout rate before the classifier", Range(0, 1, hi_open=True)),
+    "model.width": Field(float, "channel multiplier of cnn8's convolutions (1: 32-64-128-256)", Range(0.25, 4)),
     "model.bn_momentum": Field(float, "BatchNorm running-statistics momentum (Keras convention); 0 keeps keras' 0.99",
                                Range(0, 1, hi_open=True)),
     # audio
@@ -320,6 +321,12 @@ def _imagenet_for_resnet(v, _):
             f"{v['model.backbone']} takes none or a weights file saved from it")
 
 
+def _width_for_cnn8(v, _):
+  if v["model.width"] != 1 and v["model.backbone"] != "cnn8":
+    return (f"model.width={v['model.width']!r}: only model.backbone=cnn8 has a width to set; "
+            f"{v['model.backbone']}'s is fixed (leave model.width=1)")
+
+
 def _nyquist(v, _):
   sr, fmax = v["audio.sample_rate"], v["audio.fmax"]
   if fmax > sr / 2:
@@ -402,6 +409,7 @@ def _masks_before_device_features(v, _):
 
 RULES: tuple[Rule, ...] = (
     Rule(("model.weights", "model.backbone"), "imagenet only with model.backbone=resnet50", _imagenet_for_resnet),
+    Rule(("model.width", "model.backbone"), "1 unless model.backbone=cnn8", _width_for_cnn8),
     Rule(("audio.fmax", "audio.sample_rate"), "<= audio.sample_rate / 2 (Nyquist)", _nyquist),
     Rule(("audio.fmin", "audio.fmax"), "< audio.fmax", _fmin_below_fmax),
     Rule(("audio.hop_size", "audio.stft_window_size"), "<= audio.stft_window_size", _hop_within_window),
