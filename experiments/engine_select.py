@@ -61,21 +61,24 @@ CANDIDATES = {
                                         "--config.model.width=1.5",
                            "-5ep+w2": "--config.train.epochs=5 --config.train.evaluation_epochs=5 "
                                       "--config.model.width=2",
+                           "-10ep": "--config.train.epochs=10 --config.train.evaluation_epochs=10",
                            "-5ep+drop0.3": "--config.train.epochs=5 --config.train.evaluation_epochs=5 "
                                            "--config.model.dropout=0.3",
+                           "-5ep+wd0.05": "--config.train.epochs=5 --config.train.evaluation_epochs=5 "
+                                          "--config.train.weight_decay=0.05",
                            "-5ep+maxpool": "--config.train.epochs=5 --config.train.evaluation_epochs=5 "
                                            "--config.model.pool=max"}.items()
        for suffix, seed in (("", ""), ("-seed1", "--config.seed=1"))},
 }
 
 
-def _train(name, flags, runs, py):
+def _train(name, flags, runs, py, cache_dir=""):
   work = os.path.join(runs, name)
   done = os.path.join(work, "eval_validation.json")
   if os.path.exists(done):
     return
   cmd = [py, "-m", "instruments_jax.train", *flags.split(), *HOLD_OUT.split(), f"--workdir={work}",
-         "--config.train.restart=true"]
+         "--config.train.restart=true"] + ([f"--config.data.cache_dir={cache_dir}"] if cache_dir else [])
   t0 = time.time()
   with open(os.path.join(runs, f"{name}.log"), "w") as log:
     subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
@@ -84,7 +87,7 @@ def _train(name, flags, runs, py):
     subprocess.run([py, "-m", "instruments_jax.evaluate", f"--workdir={work}", f"--split={split}", "--report=none"],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   with open(os.path.join(work, "wall.json"), "w") as f:
-    json.dump({"train_wall_s": wall}, f)
+    json.dump({"train_wall_s": wall, "cache_dir": cache_dir}, f)
 
 
 def _row(m):
@@ -99,11 +102,13 @@ def main(argv=None):
   p.add_argument("--only", default="")
   p.add_argument("--unseen", action="store_true", help="also evaluate the unseen split (after the choice)")
   p.add_argument("--python", default=sys.executable)
+  p.add_argument("--cache_dir", default="", help="train with the feature cache in this folder (shared by the runs: "
+                                                  "the first fills it, the rest read it)")
   a = p.parse_args(argv)
   os.makedirs(a.runs, exist_ok=True)
   names = [n for n in CANDIDATES if not a.only or n in a.only.split(",")]
   for name in names:
-    _train(name, CANDIDATES[name], a.runs, a.python)
+    _train(name, CANDIDATES[name], a.runs, a.python, a.cache_dir)
   print("| candidate | held-out-engine validation | test | unseen | train wall | command |")
   print("|---|---|---|---|---|---|")
   for name in names:
@@ -115,9 +120,10 @@ def main(argv=None):
                       "--report=none"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if os.path.exists(os.path.join(work, "eval_unseen.json")):
       m["unseen"] = json.load(open(os.path.join(work, "eval_unseen.json")))
-    wall = json.load(open(os.path.join(work, "wall.json")))["train_wall_s"]
+    wall = json.load(open(os.path.join(work, "wall.json")))
+    cached = f" --config.data.cache_dir={wall['cache_dir']}" if wall.get("cache_dir") else ""
     cols = [_row(m[s]) if s in m else "-" for s in ("validation", "test", "unseen")]
-    print(f"| {name} | {' | '.join(cols)} | {wall:.0f} s | `train {CANDIDATES[name]} {HOLD_OUT}` |")
+    print(f"| {name} | {' | '.join(cols)} | {wall['train_wall_s']:.0f} s | `train {CANDIDATES[name]} {HOLD_OUT}{cached}` |")
   print("\ncolumns: accuracy / macro F1 / ROC-AUC / guitar recall / piano recall")
 
 
