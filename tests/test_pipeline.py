@@ -87,23 +87,3 @@ def test_eval_chunks_shrink_to_the_smallest_length_bucket_holding_what_is_left()
       5: [(0.0, 2.0)],  # 1.2 s: longer than every bucket, a full chunk
       6: [(0.0, 2.0), (2.0, 1.0)],  # 1.0 s left: exactly the 1 s bucket
   }
-
-
-def _blas_threads_after_init(_):
-  import threadpoolctl
-
-  from instruments_jax.data import workers
-
-  workers.init()
-  return [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
-
-
-def test_a_data_worker_runs_numpys_blas_on_one_thread():
-  import multiprocessing
-
-  import threadpoolctl
-
-  if not [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]:
-    pytest.skip("numpy exposes no BLAS thread pool here")
-  with multiprocessing.get_context("spawn").Pool(1) as pool:
-    assert pool.map(_blas_threads_after_init, [0]) == [[1]]

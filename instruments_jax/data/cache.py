@@ -113,12 +113,11 @@ class FeatureCache:
 
   def compute(self, dataset, i: int) -> np.ndarray:
     a = self.audio_cfg
-    with workers.one_blas_thread():
-      wave = dataset.load(i, 0.0, dataset.clips[i].duration, a.sample_rate)  # raises DataError naming the file
-      # n_fft / 2 zeros more: frames centred just past the end still see the clip's last samples,
-      # as they do when a chunk reaching past the end is decoded and zero-padded.
-      wave = np.pad(wave, (0, a.stft_window_size // 2))
-      return np.ascontiguousarray(features.db_frames(wave, a).T, np.float16)  # [mels, frames]: chunks copy rows
+    wave = dataset.load(i, 0.0, dataset.clips[i].duration, a.sample_rate)  # raises DataError naming the file
+    # n_fft / 2 zeros more: frames centred just past the end still see the clip's last samples,
+    # as they do when a chunk reaching past the end is decoded and zero-padded.
+    wave = np.pad(wave, (0, a.stft_window_size // 2))
+    return np.ascontiguousarray(features.db_frames(wave, a).T, np.float16)  # [mels, frames]: chunks copy rows
 
   def _write(self, path: str, db: np.ndarray) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -224,7 +223,7 @@ _WORKER: dict = {}  # a fill process's cache and dataset, sent once when it star
 
 
 def _worker_init(feature_cache: FeatureCache, dataset) -> None:
-  workers.init()
+  workers.die_with_parent()
   _WORKER.update(cache=feature_cache, dataset=dataset)
 
 

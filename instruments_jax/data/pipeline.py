@@ -59,13 +59,12 @@ class _TrainBatch:
     if self.cached:
       mel = self.cache.chunk(self.dataset, i, start, seconds)
     else:
-      with workers.one_blas_thread():  # the same bits in a worker process and in this one
-        wave = self.dataset.load(i, start, seconds, a.sample_rate)
-        if augment.enabled(aug):
-          wave = augment.waveform(wave, a.sample_rate, aug, rng)
-        if self.on_device:
-          return wave
-        mel = features.log_mel(wave, a)
+      wave = self.dataset.load(i, start, seconds, a.sample_rate)
+      if augment.enabled(aug):
+        wave = augment.waveform(wave, a.sample_rate, aug, rng)
+      if self.on_device:
+        return wave
+      mel = features.log_mel(wave, a)
     if aug.freq_masks or aug.time_masks:
       mel = augment.spec_augment(mel, aug, rng)
     return mel[..., None]
@@ -200,11 +199,10 @@ class _EvalBatch:
     errors = np.full(self.size, "", object)
     for k, (pos, i, start, seconds) in enumerate(entries):
       try:
-        if self.cache is not None:  # (chunks cut from the cache need no BLAS)
+        if self.cache is not None:
           self.cache.chunk_into(x[k, :, :, 0], self.dataset, int(i), float(start))
         else:
-          with workers.one_blas_thread():
-            x[k, :, :, 0] = features.log_mel(self.dataset.load(int(i), start, seconds, a.sample_rate), a)
+          x[k, :, :, 0] = features.log_mel(self.dataset.load(int(i), start, seconds, a.sample_rate), a)
         ok[k] = True
       except DataError as e:  # evaluation goes on; the caller reports the clip with this reason
         errors[k] = str(e)
@@ -271,5 +269,5 @@ def worker_iter(ds: grain.MapDataset, num_workers: int) -> grain.IterDataset:
     if not flags.FLAGS.is_parsed():  # grain's workers read absl flags; libraries and tests never parse them
       flags.FLAGS.mark_as_parsed()
     it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers, per_worker_buffer_size=2),
-                        worker_init_fn=workers.init)
+                        worker_init_fn=workers.die_with_parent)
   return it
