@@ -4,7 +4,8 @@ r"""numpy's BLAS threads and the embedded set's rendering: default threads again
 
 Renders the same `--windows` training windows of the config's embedded train split (engine,
 voice, chain and log-mel, as a data worker does) in this process, alternating rounds with
-numpy's BLAS at its default thread count and on one thread (threadpoolctl). Prints CPU and wall milliseconds per window for each and their ratio.
+numpy's BLAS at its default thread count and on one thread (threadpoolctl). Prints CPU and wall
+milliseconds per window for each and their ratio.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def main():
 
   threads = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
   render()  # rooms and voices built, untimed
-  arms = {f"default ({threads} threads)": contextlib.nullcontext, "one thread": lambda: threadpoolctl.threadpool_limits(1, user_api="blas")}
+  arms = {f"default ({threads} threads)": contextlib.nullcontext,
+          "one thread": lambda: threadpoolctl.threadpool_limits(1, user_api="blas")}
   got = {name: [] for name in arms}
   for _ in range(a.rounds):
     for name, ctx in arms.items():

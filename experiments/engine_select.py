@@ -23,6 +23,7 @@ import sys
 import time
 
 CNN8 = "--config=quick --config.model.backbone=cnn8"
+EP5 = "--config.train.epochs=5 --config.train.evaluation_epochs=5"  # the third round's choice
 HOLD_OUT = "--config.data.validation_strategy=engine --config.data.validation_engine=physical"
 CANDIDATES = {
     # the embedded set as it was: the soundfont only, dry
@@ -55,22 +56,17 @@ CANDIDATES = {
        for name, flags in {"": "",
                            "-8ep": "--config.train.epochs=8 --config.train.evaluation_epochs=8",
                            "+specaug": "--config.augmentation.freq_masks=2 --config.augmentation.time_masks=2",
-                           "-5ep": "--config.train.epochs=5 --config.train.evaluation_epochs=5",
+                           "-5ep": EP5,
                            "+lr3e-3": "--config.train.learning_rate=3e-3",
                            "+freqnorm": "--config.audio.spectrogram_normalization=frequency",
-                           # fourth round, on the 5-epoch choice: capacity the renderer-bound step pays
-                           # little for (model.width), and dropout before the classifier
-                           "-5ep+w1.5": "--config.train.epochs=5 --config.train.evaluation_epochs=5 "
-                                        "--config.model.width=1.5",
-                           "-5ep+w2": "--config.train.epochs=5 --config.train.evaluation_epochs=5 "
-                                      "--config.model.width=2",
+                           # fourth round, on the 5-epoch choice: capacity (model.width), more epochs,
+                           # and regularization (dropout, weight decay) and pooling
+                           "-5ep+w1.5": f"{EP5} --config.model.width=1.5",
+                           "-5ep+w2": f"{EP5} --config.model.width=2",
                            "-10ep": "--config.train.epochs=10 --config.train.evaluation_epochs=10",
-                           "-5ep+drop0.3": "--config.train.epochs=5 --config.train.evaluation_epochs=5 "
-                                           "--config.model.dropout=0.3",
-                           "-5ep+wd0.05": "--config.train.epochs=5 --config.train.evaluation_epochs=5 "
-                                          "--config.train.weight_decay=0.05",
-                           "-5ep+maxpool": "--config.train.epochs=5 --config.train.evaluation_epochs=5 "
-                                           "--config.model.pool=max"}.items()
+                           "-5ep+drop0.3": f"{EP5} --config.model.dropout=0.3",
+                           "-5ep+wd0.05": f"{EP5} --config.train.weight_decay=0.05",
+                           "-5ep+maxpool": f"{EP5} --config.model.pool=max"}.items()
        for suffix, seed in (("", ""), ("-seed1", "--config.seed=1"))},
 }
 
@@ -123,10 +119,10 @@ def main(argv=None):
                       "--report=none"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if os.path.exists(os.path.join(work, "eval_unseen.json")):
       m["unseen"] = json.load(open(os.path.join(work, "eval_unseen.json")))
-    wall = json.load(open(os.path.join(work, "wall.json")))
-    cached = f" --config.data.cache_dir={wall['cache_dir']}" if wall.get("cache_dir") else ""
+    timing = json.load(open(os.path.join(work, "wall.json")))
+    cached = f" --config.data.cache_dir={timing['cache_dir']}" if timing.get("cache_dir") else ""
     cols = [_row(m[s]) if s in m else "-" for s in ("validation", "test", "unseen")]
-    print(f"| {name} | {' | '.join(cols)} | {wall['train_wall_s']:.0f} s | `train {CANDIDATES[name]} {HOLD_OUT}{cached}` |")
+    print(f"| {name} | {' | '.join(cols)} | {timing['train_wall_s']:.0f} s | `train {CANDIDATES[name]} {HOLD_OUT}{cached}` |")
   print("\ncolumns: accuracy / macro F1 / ROC-AUC / guitar recall / piano recall")
 
 

@@ -155,12 +155,11 @@ class _ReportedDamage(pylogging.Filter):
     self.step_dirs: set[str] = set()
 
   def filter(self, record):
-    exc = record.exc_info[1] if record.exc_info else None
-    if exc is None:
-      exc = getattr(record, "exception", None)
-    text = str(exc) if exc is not None else record.getMessage()
-    return not (record.getMessage().startswith("Task exception was never retrieved")
-                and any(d in text for d in self.step_dirs))
+    message = record.getMessage()
+    if not message.startswith("Task exception was never retrieved"):
+      return True
+    error = str(record.exc_info[1]) if record.exc_info else message
+    return not any(d in error for d in self.step_dirs)
 
 
 _REPORTED = _ReportedDamage()

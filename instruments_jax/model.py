@@ -103,7 +103,7 @@ def build_model(cfg, input_shape: tuple | None = None, mixed_precision: bool | N
   keras.config.set_dtype_policy(policy)
   try:
     width = float(cfg.model.width)  # configs.validate: 1 unless cnn8
-    sized = {} if cfg.model.backbone != "cnn8" else {"widths": tuple(max(1, round(w * width)) for w in CNN8_WIDTHS)}
+    sized = {} if cfg.model.backbone != "cnn8" else {"widths": tuple(round(w * width) for w in CNN8_WIDTHS)}
     backbone = BACKBONES[cfg.model.backbone](include_top=False, weights=None, input_shape=input_shape,
                                            pooling=cfg.model.pool, **sized)
     inputs = keras.Input(input_shape, name="log_mel")
