@@ -24,6 +24,7 @@ import time
 
 CNN8 = "--config=quick --config.model.backbone=cnn8"
 EP5 = "--config.train.epochs=5 --config.train.evaluation_epochs=5"  # the third round's choice
+FIRST10 = f"{EP5} --config.data.max_clip_seconds=10"  # fifth round: clips read up to their first 10 s
 HOLD_OUT = "--config.data.validation_strategy=engine --config.data.validation_engine=physical"
 CANDIDATES = {
     # the embedded set as it was: the soundfont only, dry
@@ -66,7 +67,15 @@ CANDIDATES = {
                            "-10ep": "--config.train.epochs=10 --config.train.evaluation_epochs=10",
                            "-5ep+drop0.3": f"{EP5} --config.model.dropout=0.3",
                            "-5ep+wd0.05": f"{EP5} --config.train.weight_decay=0.05",
-                           "-5ep+maxpool": f"{EP5} --config.model.pool=max"}.items()
+                           "-5ep+maxpool": f"{EP5} --config.model.pool=max",
+                           # fifth round: each clip read up to its first 10 s (data.max_clip_seconds), so a
+                           # feature cache fills in about half the whole clips' time; at width 1 and 1.5
+                           "-5ep+first10": FIRST10,
+                           "-5ep+first10+w1.5": f"{FIRST10} --config.model.width=1.5",
+                           # ... and, on the same cache, the loss and regularization
+                           "-5ep+first10+softmax": f"{FIRST10} --config.train.loss=softmax",
+                           "-5ep+first10+drop0.3": f"{FIRST10} --config.model.dropout=0.3",
+                           "-5ep+first10+wd0.05": f"{FIRST10} --config.train.weight_decay=0.05"}.items()
        for suffix, seed in (("", ""), ("-seed1", "--config.seed=1"))},
 }
 

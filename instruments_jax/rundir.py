@@ -107,6 +107,8 @@ def load_config(workdir: str):
   saved["data"].setdefault("synth_voice_spread", synth.SOUNDFONT.voice_spread)
   # ... and from before model.width, at cnn8's first widths.
   saved.setdefault("model", {}).setdefault("width", 1.0)
+  # ... and from before data.max_clip_seconds, on whole clips.
+  saved["data"].setdefault("max_clip_seconds", 0.0)
   dropped = []
 
   def overlay(target, values, prefix):

@@ -185,3 +185,38 @@ def test_synth_clips_fill_in_worker_processes_with_the_same_entries(tmp_path):
   for i in idx:
     np.testing.assert_array_equal(np.load(fc.path(ds, int(i))), fc.compute(ds, int(i)))  # rendered alike
   assert fc.fill(ds, idx, num_workers=2) == []  # all hits: nothing to start
+
+
+def test_clips_read_up_to_max_clip_seconds_and_cache_only_that(tmp_path):
+  cfg = _cfg()
+  whole = sources.open_split(cfg.data, "train")
+  long = next(i for i, c in enumerate(whole.clips) if c.duration > 6.0)
+  cfg.data.max_clip_seconds = 3.0
+  ds = sources.open_split(cfg.data, "train")
+  assert ds.clips[long].duration == 3.0 and whole.clips[long].duration > 6.0
+  assert all(c.duration == min(w.duration, 3.0) for c, w in zip(ds.clips, whole.clips))
+  # Inside the first 3 s a capped clip reads as before; past them, silence, as past a clip's real end.
+  np.testing.assert_array_equal(ds.load(long, 1.0, 1.5, 22050), whole.load(long, 1.0, 1.5, 22050))
+  wave = ds.load(long, 2.0, 2.0, 22050)
+  assert len(wave) == 44100 and np.all(wave[22050:] == 0) and np.any(wave[:22050] != 0)
+  np.testing.assert_array_equal(wave[:22050], whole.load(long, 2.0, 1.0, 22050))
+  # Its cache entry holds those 3 s, under a key of its own (an uncapped run never reads it); a window reaching
+  # past them is padded at the floor, as past a clip's real end.
+  fc = cache.FeatureCache(str(tmp_path), cfg.audio)
+  assert fc.path(ds, long) != fc.path(whole, long)
+  a = cfg.audio
+  assert fc.get(ds, long).shape[1] == features.num_frames(3 * a.sample_rate + a.stft_window_size // 2, a.hop_size)
+  cut = fc.chunk(ds, long, 2.0, 2.0)
+  tail = cut[:, cut.shape[1] // 2 + EDGE:]
+  assert np.all(tail == tail.flat[0]) and np.any(cut[:, :cut.shape[1] // 2 - EDGE] > tail.flat[0])
+
+
+def test_auto_caches_the_embedded_set_only_when_its_clips_are_capped(tmp_path):
+  cfg = _cfg()
+  cfg.data.cache_dir = "auto"
+  assert cache.from_config(cfg.data, cfg.audio) is None  # whole synth clips: rendering windows costs less
+  assert cache.from_config(cfg.data, cfg.audio, str(tmp_path)) is not None  # files: always
+  cfg.data.max_clip_seconds = 10.0
+  assert cache.from_config(cfg.data, cfg.audio).root == cache.default_root()
+  cfg.data.cache_dir = "none"
+  assert cache.from_config(cfg.data, cfg.audio) is None

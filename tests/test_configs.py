@@ -128,6 +128,7 @@ BAD = [
     ("ImageNet weights for cnn8", {"model.backbone": "cnn8"}, "model.weights", "only model.backbone=resnet50"),
     ("a width for resnet50", {"model.width": 2.0}, "model.width", "only model.backbone=cnn8"),
     ("width out of range", {"model.width": 8.0}, "model.width", "[0.25, 4]"),
+    ("clips read to a negative length", {"data.max_clip_seconds": -1.0}, "data.max_clip_seconds", ">= 0"),
 ]
 
 

@@ -84,6 +84,9 @@ def get_config():
   # Not in the recipe. Whole-clip log-mels cached on disk: "auto" ($INSTRUMENTS_JAX_CACHE or
   # ~/.cache/instruments_jax), a directory, or "none".
   c.data.cache_dir = "auto"
+  # Not in the recipe. > 0: every clip is read up to its first this many seconds (training windows,
+  # evaluation, cache entries); 0 reads whole clips, as the recipe did.
+  c.data.max_clip_seconds = 0.0
   # Padded lengths in seconds for clips shorter than a chunk, e.g. (5.0, 15.0, 30.0); () pads
   # every chunk to its full length, as the recipe did.
   c.data.length_buckets = ()

@@ -258,6 +258,8 @@ FIELDS: dict[str, Field] = {
     "data.skip_bad_files": Field(bool, "leave out (and list) files that fail to decode instead of stopping"),
     "data.cache_dir": Field(str, "on-disk log-mel cache: auto ($INSTRUMENTS_JAX_CACHE or ~/.cache), none, or a "
                             "folder", CacheDir()),
+    "data.max_clip_seconds": Field(float, "read each clip up to its first this many seconds, in training and "
+                                   "evaluation; 0 reads whole clips", _NONNEG),
     "data.length_buckets": Field(tuple, "padded lengths for clips shorter than a chunk, s; () pads to the full chunk",
                                  Numbers(positive=True, text="numbers > 0, may be empty")),
     # train

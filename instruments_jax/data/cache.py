@@ -46,13 +46,15 @@ def default_root() -> str:
 def from_config(data_cfg, audio_cfg, path: str | None = None) -> FeatureCache | None:
   """Returns the cache `data.cache_dir` names for the data at `path` (default data.path), or None.
 
-  "auto": default_root() for datasets of files, no cache for the embedded `synth` set (its
-  windows render in ~16 ms, while caching it means rendering every clip whole first: on 2
-  cores that took longer than the decoding it saves in a `quick` run); "none": no cache;
-  a folder: that folder, for any data.
+  "auto": default_root() for datasets of files, and for the embedded `synth` set only when
+  data.max_clip_seconds bounds what each clip renders (caching means rendering every clip whole
+  first: its whole clips, 46 000 s for the k-fold train split, cost more than the 2 s windows of a
+  5-epoch `quick` run; its first 10 s, about half that, cost less: RESULTS.md, "Issue 15, fifth
+  round"); "none": no cache; a folder: that folder, for any data.
   """
   where = data_cfg.cache_dir
-  if where in ("none", "", None) or (where == "auto" and (path or data_cfg.path) == "synth"):
+  synth_whole = (path or data_cfg.path) == "synth" and not data_cfg.max_clip_seconds
+  if where in ("none", "", None) or (where == "auto" and synth_whole):
     return None
   return FeatureCache(default_root() if where == "auto" else where, audio_cfg)
 
@@ -94,6 +96,8 @@ class FeatureCache:
     else:
       st = os.stat(c.path)
       ident = f"file|{os.path.realpath(c.path)}|{st.st_size}|{st.st_mtime_ns}"
+    if dataset.max_seconds:  # the entry holds the clip's first max_seconds only
+      ident += f"|first {dataset.max_seconds!r}"
     key = _sha(ident)
     return os.path.join(self.directory, key[:2], key + ".npy")
 
@@ -112,12 +116,22 @@ class FeatureCache:
     return db
 
   def compute(self, dataset, i: int) -> np.ndarray:
+    """Clip i's entry, computed on one BLAS thread wherever it runs (the fill's processes or this one).
+
+    numpy's OpenBLAS starts a thread per core, and its small products (the synth's modal banks, the
+    mel matrix) gain nothing from a second one, which spins: two fill processes on two cores with two
+    threads each rendered 7.8 clips/s, on one thread each N clips/s (RESULTS.md, "Issue 15, fifth
+    round"). One setting everywhere keeps an entry's bits the same whoever computes it.
+    """
+    import threadpoolctl
+
     a = self.audio_cfg
-    wave = dataset.load(i, 0.0, dataset.clips[i].duration, a.sample_rate)  # raises DataError naming the file
-    # n_fft / 2 zeros more: frames centred just past the end still see the clip's last samples,
-    # as they do when a chunk reaching past the end is decoded and zero-padded.
-    wave = np.pad(wave, (0, a.stft_window_size // 2))
-    return np.ascontiguousarray(features.db_frames(wave, a).T, np.float16)  # [mels, frames]: chunks copy rows
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+      wave = dataset.load(i, 0.0, dataset.clips[i].duration, a.sample_rate)  # raises DataError naming the file
+      # n_fft / 2 zeros more: frames centred just past the end still see the clip's last samples,
+      # as they do when a chunk reaching past the end is decoded and zero-padded.
+      wave = np.pad(wave, (0, a.stft_window_size // 2))
+      return np.ascontiguousarray(features.db_frames(wave, a).T, np.float16)  # [mels, frames]: chunks copy rows
 
   def _write(self, path: str, db: np.ndarray) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -110,6 +110,9 @@ class Dataset:
   synth_held: frozenset = frozenset()
   classes: tuple[str, ...] = ()  # what label index c means: classes[c]
   multi_label: bool = False  # targets are multi-hot rows (a clip may have several labels, or none)
+  # data.max_clip_seconds: > 0 when each clip's `duration` was cut to its first this many seconds (`capped`);
+  # `load` then reads silence past that point, as it does past a clip's real end.
+  max_seconds: float = 0.0
 
   def __len__(self):
     return len(self.clips)
@@ -154,6 +157,17 @@ class Dataset:
 
   def load(self, i: int, start: float, duration: float, sample_rate: int) -> np.ndarray:
     """Returns mono float32 audio of clip i from `start`, exactly duration * sample_rate samples."""
+    c = self.clips[i]
+    n = int(round(duration * sample_rate))
+    if self.max_seconds and start + duration > c.duration:
+      keep = int(round(max(0.0, c.duration - start) * sample_rate))
+      out = np.zeros(n, np.float32)
+      if keep > 0:
+        out[:keep] = self._read(i, start, keep / sample_rate, sample_rate)[:keep]
+      return out
+    return self._read(i, start, duration, sample_rate)
+
+  def _read(self, i: int, start: float, duration: float, sample_rate: int) -> np.ndarray:
     c = self.clips[i]
     n = int(round(duration * sample_rate))
     if c.path is None:
@@ -228,13 +242,22 @@ def open_dataset(path: str, split: str, *, synth_seed: int = 0, audio_column: st
 
 
 def open_split(data_cfg, split: str, path: str | None = None) -> Dataset | None:
-  """Opens `split` of `path` (default data_cfg.path) with the config's classes, columns, synth seed and
-  bad-file policy."""
+  """Opens `split` of `path` (default data_cfg.path) with the config's classes, columns, synth seed,
+  bad-file policy and clip length (data.max_clip_seconds)."""
   columns = tuple(c.strip() for c in data_cfg.label_columns.split(",") if c.strip())
-  return open_dataset(path or data_cfg.path, split, synth_seed=data_cfg.synth_seed, audio_column=data_cfg.audio_column,
+  ds = open_dataset(path or data_cfg.path, split, synth_seed=data_cfg.synth_seed, audio_column=data_cfg.audio_column,
                       label_column=data_cfg.label_column, skip_bad_files=data_cfg.skip_bad_files,
                       classes=configured_classes(data_cfg), label_separator=data_cfg.label_separator,
                       label_columns=columns, synth_mix=train_mix(data_cfg))
+  return None if ds is None else capped(ds, data_cfg.max_clip_seconds)
+
+
+def capped(ds: Dataset, seconds: float) -> Dataset:
+  """Returns `ds` with every clip read up to its first `seconds` (0: whole clips, `ds` itself)."""
+  if not seconds:
+    return ds
+  clips = [dataclasses.replace(c, duration=min(c.duration, float(seconds))) for c in ds.clips]
+  return dataclasses.replace(ds, clips=clips, max_seconds=float(seconds))
 
 
 def train_mix(data_cfg) -> synth.Mix:
