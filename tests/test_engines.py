@@ -86,6 +86,20 @@ def test_a_window_equals_the_same_samples_of_the_whole_clip(engine, family):
     assert np.abs(part).max() > 1e-3  # the windows are not silent, so the comparison means something
 
 
+@pytest.mark.parametrize("engine,family", COMBOS)
+def test_a_window_ending_just_after_a_note_starts(engine, family):
+  # A window (a training chunk, or a clip read up to data.max_clip_seconds) may end a few samples into a note:
+  # the electric guitar's pickup comb once asked for more delay than the note had samples.
+  notes = np.array([[64, 100, 1.0, 2.0]], np.float64)
+  for voice in (*engines.VOICES[engine]["seen"][family], *engines.VOICES[engine]["unseen"][family]):
+    whole = engines.render(engine, family, voice, notes, np.zeros((0, 2)), 0.0, 1.5, (4,))
+    for samples in (1, 5, 12):
+      stop = 1.0 + samples / SR
+      part = engines.render(engine, family, voice, notes, np.zeros((0, 2)), 0.5, stop, (4,))
+      assert len(part) == int(round((stop - 0.5) * SR))
+      np.testing.assert_allclose(part, whole[int(0.5 * SR):int(0.5 * SR) + len(part)], rtol=0, atol=1e-4)
+
+
 def test_only_overlapping_notes_count():
   notes = np.array([[60, 100, 0.0, 0.5], [64, 100, 10.0, 10.5]], np.float64)
   y = engines.render("spectral", "piano", 0, notes, np.zeros((0, 2)), 5.0, 6.0, (1,))

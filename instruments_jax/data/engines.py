@@ -591,7 +591,9 @@ def _guitar_phys(ctx, i, p, vel, on, off, lo, hi):
   for pos in v["pickup"]:
     # A magnetic pickup senses the string at a point: another comb, at the pickup's distance.
     d = max(1, int(round(pos * period)))
-    y = y - 0.7 * np.concatenate([np.zeros(d), y[:-d]])
+    delayed = np.zeros_like(y)
+    delayed[d:] = y[:max(0, len(y) - d)]  # a note seen for fewer than d samples has no delayed part yet
+    y = y - 0.7 * delayed
   y = y[lo - on:]
   return (y * _release(on, off, lo, hi, v["release"])).astype(_F32) * _vel_amp(vel)
 
