@@ -20,10 +20,6 @@ def get_config():
   c.audio.mel_bins = 64
   c.audio.training_chunk_seconds = 2.0
   c.data.num_workers = 2
-  # Each clip read up to its first 10 s: the feature cache (data.cache_dir=auto) then fills in about half
-  # of the whole clips' time and later epochs and runs cut their windows from it (RESULTS.md, "Issue 15,
-  # fifth round"; validation on the held-out engine unchanged).
-  c.data.max_clip_seconds = 10.0
   c.train.batch_size = 32
   c.train.epochs = 5
   # One validation, after the last epoch (RESULTS.md, "Issue 15").
