@@ -49,8 +49,8 @@ def from_config(data_cfg, audio_cfg, path: str | None = None) -> FeatureCache | 
   "auto": default_root() for datasets of files, and for the embedded `synth` set only when
   data.max_clip_seconds bounds what each clip renders (caching means rendering every clip whole
   first: its whole clips, 46 000 s for the k-fold train split, cost more than the 2 s windows of a
-  5-epoch `quick` run; its first 10 s, about half that, cost less: RESULTS.md, "Issue 15, fifth
-  round"); "none": no cache; a folder: that folder, for any data.
+  5-epoch `quick` run, while the first 10 s of each, 23 600 s, are a bounded fill a user asked
+  for: RESULTS.md, "Issue 15, fifth round"); "none": no cache; a folder: that folder, for any data.
   """
   where = data_cfg.cache_dir
   synth_whole = (path or data_cfg.path) == "synth" and not data_cfg.max_clip_seconds
@@ -119,9 +119,9 @@ class FeatureCache:
     """Clip i's entry, computed on one BLAS thread wherever it runs (the fill's processes or this one).
 
     numpy's OpenBLAS starts a thread per core, and its small products (the synth's modal banks, the
-    mel matrix) gain nothing from a second one, which spins: two fill processes on two cores with two
-    threads each rendered 7.8 clips/s, on one thread each N clips/s (RESULTS.md, "Issue 15, fifth
-    round"). One setting everywhere keeps an entry's bits the same whoever computes it.
+    mel matrix) gain nothing from a second one, which spins: two fill processes on two cores filled
+    1.25x the clips/s on one thread each (experiments/bench_cache_fill.py; RESULTS.md, "Issue 15,
+    fifth round"). One setting everywhere keeps an entry's bits the same whoever computes it.
     """
     import threadpoolctl
 
