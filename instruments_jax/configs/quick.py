@@ -17,6 +17,9 @@ def get_config():
   c.seed = 0
   c.model.backbone = "cnn8"
   c.model.weights = "none"
+  # Dropout before the classifier: higher held-out-engine validation at both seeds (RESULTS.md, "Issue 15,
+  # fifth round").
+  c.model.dropout = 0.3
   c.audio.mel_bins = 64
   c.audio.training_chunk_seconds = 2.0
   c.data.num_workers = 2
