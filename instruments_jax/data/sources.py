@@ -246,9 +246,9 @@ def open_split(data_cfg, split: str, path: str | None = None) -> Dataset | None:
   bad-file policy and clip length (data.max_clip_seconds)."""
   columns = tuple(c.strip() for c in data_cfg.label_columns.split(",") if c.strip())
   ds = open_dataset(path or data_cfg.path, split, synth_seed=data_cfg.synth_seed, audio_column=data_cfg.audio_column,
-                      label_column=data_cfg.label_column, skip_bad_files=data_cfg.skip_bad_files,
-                      classes=configured_classes(data_cfg), label_separator=data_cfg.label_separator,
-                      label_columns=columns, synth_mix=train_mix(data_cfg))
+                    label_column=data_cfg.label_column, skip_bad_files=data_cfg.skip_bad_files,
+                    classes=configured_classes(data_cfg), label_separator=data_cfg.label_separator,
+                    label_columns=columns, synth_mix=train_mix(data_cfg))
   return None if ds is None else capped(ds, data_cfg.max_clip_seconds)
 
 
