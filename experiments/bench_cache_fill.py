@@ -1,11 +1,14 @@
-r"""Filling the feature cache with the embedded set: one BLAS thread per fill process against numpy's default.
+r"""Filling the feature cache with the embedded set: numpy's default BLAS threads against one per fill process.
 
     python experiments/bench_cache_fill.py [--config=quick] [--clips=120] [--workers=2] [--rounds=2]
 
 Fills the same `--clips` clips of the config's train split (read up to data.max_clip_seconds, as
 training reads them) into a fresh temporary cache, `--workers` processes, alternating rounds of
-the package's fill (every entry computed on one BLAS thread) and the same fill with numpy's BLAS
-at its default thread count. Prints clips/s for each and their ratio.
+the package's fill (numpy's BLAS at its default thread count) and the same fill with every entry
+computed on one BLAS thread (threadpoolctl, which scikit-learn installs). Prints clips/s for each
+and their ratio. Not in the package: threadpoolctl's limits are per process, not per thread, so
+file fills (threads) entering them at once can leave the process on one thread for good, which
+changes every later in-process render (RESULTS.md, "Issue 15, fifth round").
 """
 
 from __future__ import annotations
@@ -17,16 +20,17 @@ import time
 
 import numpy as np
 
-from instruments_jax.data import cache, features
+from instruments_jax.data import cache
 
 
-class DefaultThreads(cache.FeatureCache):
-  """The package's cache entry, computed with numpy's default BLAS threads."""
+class OneThread(cache.FeatureCache):
+  """The package's cache entry, computed on one BLAS thread (safe here: each fill process computes one at a time)."""
 
   def compute(self, dataset, i):
-    a = self.audio_cfg
-    wave = np.pad(dataset.load(i, 0.0, dataset.clips[i].duration, a.sample_rate), (0, a.stft_window_size // 2))
-    return np.ascontiguousarray(features.db_frames(wave, a).T, np.float16)
+    import threadpoolctl
+
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+      return super().compute(dataset, i)
 
 
 def main():
@@ -44,7 +48,7 @@ def main():
   ds, train, _ = sources.train_validation(cfg.data)
   picks = np.random.default_rng(0).choice(train, a.clips, replace=False)
   seconds = sum(ds.clips[int(i)].duration for i in picks)
-  arms = {"one BLAS thread (the package)": cache.FeatureCache, "default BLAS threads": DefaultThreads}
+  arms = {"one BLAS thread": OneThread, "default BLAS threads (the package)": cache.FeatureCache}
   got = {name: [] for name in arms}
   for _ in range(a.rounds):
     for name, kind in arms.items():

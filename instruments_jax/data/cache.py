@@ -116,22 +116,12 @@ class FeatureCache:
     return db
 
   def compute(self, dataset, i: int) -> np.ndarray:
-    """Clip i's entry, computed on one BLAS thread wherever it runs (the fill's processes or this one).
-
-    numpy's OpenBLAS starts a thread per core, and its small products (the synth's modal banks, the
-    mel matrix) gain nothing from a second one, which spins: two fill processes on two cores filled
-    1.25x the clips/s on one thread each (experiments/bench_cache_fill.py; RESULTS.md, "Issue 15,
-    fifth round"). One setting everywhere keeps an entry's bits the same whoever computes it.
-    """
-    import threadpoolctl
-
     a = self.audio_cfg
-    with threadpoolctl.threadpool_limits(1, user_api="blas"):
-      wave = dataset.load(i, 0.0, dataset.clips[i].duration, a.sample_rate)  # raises DataError naming the file
-      # n_fft / 2 zeros more: frames centred just past the end still see the clip's last samples,
-      # as they do when a chunk reaching past the end is decoded and zero-padded.
-      wave = np.pad(wave, (0, a.stft_window_size // 2))
-      return np.ascontiguousarray(features.db_frames(wave, a).T, np.float16)  # [mels, frames]: chunks copy rows
+    wave = dataset.load(i, 0.0, dataset.clips[i].duration, a.sample_rate)  # raises DataError naming the file
+    # n_fft / 2 zeros more: frames centred just past the end still see the clip's last samples,
+    # as they do when a chunk reaching past the end is decoded and zero-padded.
+    wave = np.pad(wave, (0, a.stft_window_size // 2))
+    return np.ascontiguousarray(features.db_frames(wave, a).T, np.float16)  # [mels, frames]: chunks copy rows
 
   def _write(self, path: str, db: np.ndarray) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
