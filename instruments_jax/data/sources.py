@@ -157,15 +157,14 @@ class Dataset:
 
   def load(self, i: int, start: float, duration: float, sample_rate: int) -> np.ndarray:
     """Returns mono float32 audio of clip i from `start`, exactly duration * sample_rate samples."""
-    c = self.clips[i]
-    n = int(round(duration * sample_rate))
-    if self.max_seconds and start + duration > c.duration:
-      keep = int(round(max(0.0, c.duration - start) * sample_rate))
-      out = np.zeros(n, np.float32)
-      if keep > 0:
-        out[:keep] = self._read(i, start, keep / sample_rate, sample_rate)[:keep]
-      return out
-    return self._read(i, start, duration, sample_rate)
+    end = self.clips[i].duration
+    if not self.max_seconds or start + duration <= end:
+      return self._read(i, start, duration, sample_rate)
+    out = np.zeros(int(round(duration * sample_rate)), np.float32)  # past the cap: silence
+    keep = int(round(max(0.0, end - start) * sample_rate))
+    if keep > 0:
+      out[:keep] = self._read(i, start, keep / sample_rate, sample_rate)
+    return out
 
   def _read(self, i: int, start: float, duration: float, sample_rate: int) -> np.ndarray:
     c = self.clips[i]
