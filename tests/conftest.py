@@ -5,6 +5,12 @@ import tempfile
 os.environ.setdefault("KERAS_BACKEND", "jax")
 # The feature cache of every test (and every training subprocess) lives in a fresh folder.
 os.environ["INSTRUMENTS_JAX_CACHE"] = tempfile.mkdtemp(prefix="instruments_jax_cache_")
+# XLA's compiled programs are kept on disk for the session (JAX's persistent compilation cache), so
+# the many tests and training subprocesses that build the same models compile each program once.
+# Every program, however small: model set-up compiles some fifty initializers of a fraction of a second.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="instruments_jax_xla_"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import pytest
 

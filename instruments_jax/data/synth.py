@@ -284,7 +284,7 @@ def _build_spec(seed, split, index, label, rng, duration=None, sample_rate=None,
   program = int(rng.choice(pool))
   style = str(rng.choice(STYLES[label]))
   # Durations like the recipe's data: median 14 s, a few near 2 minutes.
-  drawn = float(np.clip(np.exp(rng.normal(np.log(14.0), 0.7)), 1.0, 128.0))
+  drawn = _clamp(float(np.exp(rng.normal(np.log(14.0), 0.7))), 1.0, 128.0)
   duration = round(drawn, 2) if duration is None else duration
   drawn = float(rng.uniform(60, 170))
   tempo = drawn if tempo is None else tempo
@@ -326,6 +326,11 @@ def mix_label(parts) -> str:
   return "|".join(c for c in FAMILIES if c in names)
 
 
+def _clamp(x, lo, hi):
+  """np.clip for one number, without its array round trip (the notes of every clip are drawn at start-up)."""
+  return min(max(x, lo), hi)
+
+
 def _melodic_part(rng, label, style, program, tempo, duration):
   beat = 60.0 / tempo
   lo, hi = RANGES[label]
@@ -344,10 +349,10 @@ def _melodic_part(rng, label, style, program, tempo, duration):
       p += 12
     while p > octave_center + 6:
       p -= 12
-    return int(np.clip(p, lo, hi))
+    return int(_clamp(p, lo, hi))
 
   def add(p, start, length, vel_jitter=12):
-    v = int(np.clip(base_vel + rng.normal(0, vel_jitter), 20, 127))
+    v = int(_clamp(base_vel + rng.normal(0, vel_jitter), 20, 127))
     s = start + rng.normal(0, swing)
     if s < duration:
       notes.append((p, v, max(s, 0.0), min(s + length, duration)))
@@ -365,7 +370,7 @@ def _melodic_part(rng, label, style, program, tempo, duration):
       while k < 4.0:
         length = sub if style == "scales" else float(rng.choice([sub, sub, 2 * sub]))
         degree += int(rng.choice([-2, -1, -1, 1, 1, 2, 0, 3, -3])) if style != "scales" else 1
-        degree = int(np.clip(degree, -7, 14))
+        degree = _clamp(degree, -7, 14)
         legato = _LEGATO.get(label, 0.9)
         add(pitch_of(degree, center), t + k * beat, length * beat * legato)
         k += length
@@ -436,7 +441,7 @@ def _drum_part(rng, style, tempo, duration):
       if j == 0 and bar % 8 == 0:
         hits.append(int(rng.choice([49, 57, 55])))
       for p in hits:
-        v = int(np.clip(base_vel + rng.normal(0, 14) - (12 if p == hat_note and j % 2 else 0), 15, 127))
+        v = int(_clamp(base_vel + rng.normal(0, 14) - (12 if p == hat_note and j % 2 else 0), 15, 127))
         notes.append((p, v, max(s, 0.0), min(s + 0.12, duration)))
     t += 16 * step
     bar += 1
