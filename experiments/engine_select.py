@@ -25,6 +25,7 @@ import time
 CNN8 = "--config=quick --config.model.backbone=cnn8"
 EP5 = "--config.train.epochs=5 --config.train.evaluation_epochs=5"  # the third round's choice
 FIRST10 = f"{EP5} --config.data.max_clip_seconds=10"  # fifth round: clips read up to their first 10 s
+DROP = f"{FIRST10} --config.model.dropout=0.3"  # sixth round's base: the fifth round's choice
 HOLD_OUT = "--config.data.validation_strategy=engine --config.data.validation_engine=physical"
 CANDIDATES = {
     # the embedded set as it was: the soundfont only, dry
@@ -75,7 +76,13 @@ CANDIDATES = {
                            # ... and, on the same cache, the loss and regularization
                            "-5ep+first10+softmax": f"{FIRST10} --config.train.loss=softmax",
                            "-5ep+first10+drop0.3": f"{FIRST10} --config.model.dropout=0.3",
-                           "-5ep+first10+wd0.05": f"{FIRST10} --config.train.weight_decay=0.05"}.items()
+                           "-5ep+first10+wd0.05": f"{FIRST10} --config.train.weight_decay=0.05",
+                           # sixth round, on the fifth's choice (dropout 0.3): more dropout, longer windows
+                           # (more of each note's attack and decay in view), finer frequency detail
+                           "-5ep+first10+drop0.5": f"{FIRST10} --config.model.dropout=0.5",
+                           "-5ep+first10+drop0.3+chunk3": f"{DROP} --config.audio.training_chunk_seconds=3 "
+                                                          "--config.prediction.inference_chunk_seconds=3",
+                           "-5ep+first10+drop0.3+mel128": f"{DROP} --config.audio.mel_bins=128"}.items()
        for suffix, seed in (("", ""), ("-seed1", "--config.seed=1"))},
 }
 
