@@ -75,7 +75,7 @@ CANDIDATES = {
                            "-5ep+first10+w1.5": f"{FIRST10} --config.model.width=1.5",
                            # ... and, on the same cache, the loss and regularization
                            "-5ep+first10+softmax": f"{FIRST10} --config.train.loss=softmax",
-                           "-5ep+first10+drop0.3": f"{FIRST10} --config.model.dropout=0.3",
+                           "-5ep+first10+drop0.3": DROP,
                            "-5ep+first10+wd0.05": f"{FIRST10} --config.train.weight_decay=0.05",
                            # sixth round, on the fifth's choice (dropout 0.3): more dropout, longer windows
                            # (more of each note's attack and decay in view), finer frequency detail
