@@ -82,7 +82,11 @@ CANDIDATES = {
                            "-5ep+first10+drop0.5": f"{FIRST10} --config.model.dropout=0.5",
                            "-5ep+first10+drop0.3+chunk3": f"{DROP} --config.audio.training_chunk_seconds=3 "
                                                           "--config.prediction.inference_chunk_seconds=3",
-                           "-5ep+first10+drop0.3+mel128": f"{DROP} --config.audio.mel_bins=128"}.items()
+                           "-5ep+first10+drop0.3+mel128": f"{DROP} --config.audio.mel_bins=128",
+                           # seventh round, on the same base: the two regularizers of the fourth round's
+                           # list that never ran (max pooling keeps a note's strongest onset; weight decay)
+                           "-5ep+first10+drop0.3+maxpool": f"{DROP} --config.model.pool=max",
+                           "-5ep+first10+drop0.3+wd0.05": f"{DROP} --config.train.weight_decay=0.05"}.items()
        for suffix, seed in (("", ""), ("-seed1", "--config.seed=1"))},
 }
 

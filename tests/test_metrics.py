@@ -46,7 +46,8 @@ def _clips(durations):
 
 
 def test_chunk_predictions_are_averaged_per_clip(monkeypatch):
-  cfg = get_config("smoke")  # 0.75 s chunks, at most 3 s
+  cfg = get_config("smoke")  # 0.75 s chunks
+  cfg.prediction.max_inference_chunk_seconds = 3.0
   ds = _clips([0.5, 2.0])  # 1 chunk and 3 chunks
   monkeypatch.setattr(sources.Dataset, "load",
                       lambda self, i, start, seconds, sr: np.full(int(round(seconds * sr)), 0.01 * (1 + start),

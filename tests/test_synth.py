@@ -57,6 +57,20 @@ def test_clip_is_a_pure_function_of_seed_split_and_index():
   assert not np.array_equal(synth.clip_spec(1, "train", 17).notes, a.notes)
 
 
+@pytest.mark.parametrize("split", ["train", "test", "unseen"])
+def test_a_clip_header_is_its_spec_without_the_notes(split):
+  """Datasets list their clips from headers: every field but the notes must be the spec's, in every mix."""
+  n = len(synth.split_labels(0, split))
+  for i in list(range(40)) + list(range(n - 10, n)):
+    for mix in (synth.SOUNDFONT, synth.BENCHMARK):
+      spec, head = synth.clip_spec(0, split, i, mix=mix), synth.clip_header(0, split, i, mix=mix)
+      assert head.notes is None and head.bends is None
+      assert dataclasses.replace(spec, notes=None, bends=None) == head, (split, i, mix)
+  listed = sources.synth_dataset(0, split).clips[n - 1]
+  spec = synth.clip_spec(0, split, n - 1)
+  assert (listed.duration, listed.sample_rate, listed.channels) == (spec.duration, spec.sample_rate, spec.channels)
+
+
 def test_clips_vary_like_real_recordings():
   specs = [synth.clip_spec(0, "train", i) for i in range(400)]
   durations = np.array([s.duration for s in specs])

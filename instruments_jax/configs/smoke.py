@@ -20,6 +20,6 @@ def get_config():
   c.train.mixed_precision = False
   c.train.log_every_steps = 2
   c.prediction.inference_chunk_seconds = 0.75
-  c.prediction.max_inference_chunk_seconds = 3.0  # up to 4 chunks, so averaging is exercised
+  c.prediction.max_inference_chunk_seconds = 1.5  # up to 2 chunks, so averaging is exercised
   c.prediction.batch_size = 16
   return c

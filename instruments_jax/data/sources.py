@@ -155,6 +155,10 @@ class Dataset:
     """The synth description of clip i (embedded datasets only)."""
     return synth.clip_spec(self.synth_seed, self.synth_split, i, self.synth_classes, self.synth_mix_of(i))
 
+  def synth_header(self, i: int) -> synth.ClipSpec:
+    """`synth_spec` without its notes (synth.clip_header): what a clip is, not what it plays."""
+    return synth.clip_header(self.synth_seed, self.synth_split, i, self.synth_classes, self.synth_mix_of(i))
+
   def load(self, i: int, start: float, duration: float, sample_rate: int) -> np.ndarray:
     """Returns mono float32 audio of clip i from `start`, exactly duration * sample_rate samples."""
     end = self.clips[i].duration
@@ -192,7 +196,7 @@ def synth_dataset(seed: int, split: str, classes: tuple[str, ...] | None = None,
     raise DataError(f"data.path='synth': {e}") from None
   clips = []
   for i, label in enumerate(labels):
-    s = synth.clip_spec(seed, split, i, classes)  # duration, rate and channels do not depend on the mix
+    s = synth.clip_header(seed, split, i, classes)  # duration, rate and channels do not depend on the mix
     clips.append(Clip(synth.file_name(split, i), (label,), s.duration, s.sample_rate, s.channels))
   return Dataset(f"synth/{split}", clips, synth_seed=seed, synth_split=split, synth_classes=classes, synth_mix=mix,
                  classes=classes)
@@ -510,7 +514,7 @@ def program_split(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
   for e in dataset.synth_mix.engines:
     if e != "soundfont":
       held.update({(e, label): pool[-1] for label, pool in engines.VOICES[e]["seen"].items() if len(pool) > 1})
-  specs = [dataset.synth_spec(i) for i in range(len(dataset))]
+  specs = [dataset.synth_header(i) for i in range(len(dataset))]
   val = np.array([s.program == held.get((s.engine, s.label)) for s in specs])
   return np.flatnonzero(~val), np.flatnonzero(val)
 
@@ -538,7 +542,7 @@ def engine_split(dataset: Dataset, data_cfg) -> tuple[Dataset, np.ndarray, np.nd
     raise DataError(f"data.validation_engine={engine!r} held out of data.synth_engines="
                     f"{','.join(dataset.synth_mix.engines)!r}: {e}") from None
   bench = dataclasses.replace(dataset, synth_mix=synth.BENCHMARK)
-  held = np.array([bench.synth_spec(i).engine == engine for i in range(len(dataset))])
+  held = np.array([bench.synth_header(i).engine == engine for i in range(len(dataset))])
   _, fold = kfold_split(dataset.labels, data_cfg.num_folds, data_cfg.validation_fold, data_cfg.fold_seed)
   val = np.zeros(len(dataset), bool)
   val[fold] = True
