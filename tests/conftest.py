@@ -28,10 +28,13 @@ def kaggle_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
-  """A run directory trained for real with the smoke config."""
+  """A run directory trained for real with the smoke config and the recipe's ResNet50, which the
+  inference tests (evaluate, predict, export, report, load_classifier) then read."""
   from instruments_jax.configs import get_config
   from instruments_jax.train import train_and_evaluate
 
   workdir = tmp_path_factory.mktemp("smoke_run")
-  train_and_evaluate(get_config("smoke"), str(workdir))
+  cfg = get_config("smoke")
+  cfg.model.backbone = "resnet50"
+  train_and_evaluate(cfg, str(workdir))
   return workdir

@@ -9,7 +9,7 @@ from instruments_jax.configs import get_config
 
 def _cfg(weights):
   cfg = get_config("smoke")
-  cfg.model.weights = weights
+  cfg.model.backbone, cfg.model.weights = "resnet50", weights
   return cfg
 
 

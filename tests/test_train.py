@@ -37,7 +37,8 @@ def test_smoke_training_runs_real_steps_and_the_loss_falls(tmp_path):
 
 def test_cli_stops_before_training_when_imagenet_weights_cannot_be_fetched(tmp_path):
   env = dict(os.environ, KERAS_HOME=str(tmp_path / "keras"), HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9")
-  p = subprocess.run([sys.executable, "-m", "instruments_jax.train", "--config=smoke", "--config.model.weights=imagenet",
+  p = subprocess.run([sys.executable, "-m", "instruments_jax.train", "--config=smoke", "--config.model.backbone=resnet50",
+                      "--config.model.weights=imagenet",
                       f"--workdir={tmp_path / 'run'}"], capture_output=True, text=True, env=env, timeout=300)
   assert p.returncode != 0
   assert "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5" in p.stderr
@@ -97,7 +98,8 @@ from instruments_jax.configs import get_config
 from instruments_jax.model import build_model
 from instruments_jax.losses import loss_value
 keras.utils.set_random_seed(0)
-m = build_model(get_config("smoke"), (32, None, 1))
+cfg = get_config("smoke"); cfg.model.backbone = "resnet50"
+m = build_model(cfg, (32, None, 1))
 tv, ntv = [v.value for v in m.trainable_variables], [v.value for v in m.non_trainable_variables]
 x = np.random.default_rng(0).normal(size=(8, 32, 65, 1)).astype("float32"); y = np.arange(8, dtype=np.int32) % 4
 f = lambda tv, x, y: loss_value(m.stateless_call(tv, ntv, x, training=True)[0], y, "bce")
