@@ -16,7 +16,9 @@ from instruments_jax.profile import peak_flops
 @pytest.fixture(scope="module")
 def profiled(tmp_path_factory):
   out = tmp_path_factory.mktemp("profile")
-  cmd = [sys.executable, "-m", "instruments_jax.profile", "--config=smoke", "--steps=2", "--rounds=2", "--warmup=1",
+  # The recipe's ResNet50 (smoke trains cnn8): the figures below are checked against its known size.
+  cmd = [sys.executable, "-m", "instruments_jax.profile", "--config=smoke", "--config.model.backbone=resnet50",
+         "--steps=2", "--rounds=2", "--warmup=1",
          f"--trace_dir={out / 'trace'}", f"--hlo_dir={out / 'hlo'}", f"--json={out / 'profile.json'}"]
   env = {**os.environ, "KERAS_BACKEND": "jax"}
   done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=os.path.dirname(os.path.dirname(__file__)))
