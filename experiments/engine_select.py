@@ -139,10 +139,12 @@ def main(argv=None):
                       "--report=none"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if os.path.exists(os.path.join(work, "eval_unseen.json")):
       m["unseen"] = json.load(open(os.path.join(work, "eval_unseen.json")))
-    timing = json.load(open(os.path.join(work, "wall.json")))
+    wall = os.path.join(work, "wall.json")  # absent for a run trained some other way: its wall time is unknown
+    timing = json.load(open(wall)) if os.path.exists(wall) else {"cache_dir": a.cache_dir}
     cached = f" --config.data.cache_dir={timing['cache_dir']}" if timing.get("cache_dir") else ""
     cols = [_row(m[s]) if s in m else "-" for s in ("validation", "test", "unseen")]
-    print(f"| {name} | {' | '.join(cols)} | {timing['train_wall_s']:.0f} s | `train {CANDIDATES[name]} {HOLD_OUT}{cached}` |")
+    took = f"{timing['train_wall_s']:.0f} s" if "train_wall_s" in timing else "-"
+    print(f"| {name} | {' | '.join(cols)} | {took} | `train {CANDIDATES[name]} {HOLD_OUT}{cached}` |")
   print("\ncolumns: accuracy / macro F1 / ROC-AUC / guitar recall / piano recall")
 
 
