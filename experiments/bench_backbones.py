@@ -34,12 +34,19 @@ def main(argv=None):
   p.add_argument("--backbones", default=",".join(model.BACKBONES))
   p.add_argument("--steps", type=int, default=4)
   p.add_argument("--rounds", type=int, default=3)
+  p.add_argument("--precisions", default="", help="bf16,float32: each backbone in each (default: the config's); "
+                                                   "bf16 is emulated on CPUs without AVX512-BF16")
   a = p.parse_args(argv)
   runs = {}
-  for name in a.backbones.split(","):
+  cfg = configs.get_config(a.config)
+  precisions = a.precisions.split(",") if a.precisions else ["bf16" if cfg.train.mixed_precision else "float32"]
+  for name, precision in ((n, pr) for n in a.backbones.split(",") for pr in precisions):
     cfg = configs.get_config(a.config)
     with cfg.unlocked():
       cfg.model.backbone, cfg.model.weights = name, "none"
+      cfg.train.mixed_precision = precision == "bf16"
+    if len(precisions) > 1:
+      name = f"{name} {precision}"
     step, state, x, y = build_step(cfg, cfg.train.batch_size)
     t0 = time.perf_counter()
     state, metrics = step(state, x, y)
@@ -54,15 +61,15 @@ def main(argv=None):
         r["state"], metrics = r["step"](r["state"], x, y)
       jax.block_until_ready(metrics)
       r["times"].append((time.perf_counter() - t0) / a.steps)
-  base = runs.get("resnet50")
+  base = runs.get("resnet50") or next(iter(runs.values()))
   print(f"config {a.config}: input {tuple(next(iter(runs.values()))['shape'])}, "
-        f"{'bf16' if cfg.train.mixed_precision else 'float32'}, {jax.devices()[0].device_kind}; "
+        f"{'/'.join(precisions)}, {jax.devices()[0].device_kind}; "
         f"median of {a.rounds} rounds of {a.steps} steps")
-  print("| backbone | weights | compile + first step | step | samples/s | vs resnet50 |")
+  print(f"| backbone | weights | compile + first step | step | samples/s | vs {next(k for k, v in runs.items() if v is base)} |")
   print("|---|---|---|---|---|---|")
   for name, r in runs.items():
     t = statistics.median(r["times"])
-    ratio = f"{statistics.median(base['times']) / t:.2f}x" if base else "-"
+    ratio = f"{statistics.median(base['times']) / t:.2f}x"
     print(f"| {name} | {r['params'] / 1e6:.2f} M | {r['compile_s']:.1f} s | {t * 1000:.0f} ms | "
           f"{r['batch'] / t:.1f} | {ratio} |")
 
