@@ -238,20 +238,14 @@ def _engines_of(family, names):
   return tuple(e for e in names if family in engines.families_of(e))
 
 
-def clip_spec(seed: int, split: str, index: int, classes=DEFAULT_CLASSES, mix: Mix = SOUNDFONT,
-              notes: bool = True) -> ClipSpec:
+def clip_spec(seed: int, split: str, index: int, classes=DEFAULT_CLASSES, mix: Mix = SOUNDFONT) -> ClipSpec:
   """Returns the deterministic description of clip `index` of `split` over the label set `classes`.
 
   `mix` picks the clip's engine and voice (from its own random stream, so the notes are
   the same whichever engines are allowed) and whether, and through which chain, it is
   recorded; SOUNDFONT gives the clips as they were before engines and chains.
   """
-  labels = _labels_cached(seed, split, check_classes(classes))
-  if not 0 <= index < len(labels):
-    raise IndexError(f"synth {split} split has {len(labels)} clips, asked for index {index}")
-  spec = _build_spec(seed, split, index, labels[index], np.random.default_rng([seed, _SPLIT_IDS[split], 1, index]),
-                     notes=notes)
-  return _sound(spec, mix, 0)
+  return _clip(seed, split, index, classes, mix, notes=True)
 
 
 def clip_header(seed: int, split: str, index: int, classes=DEFAULT_CLASSES, mix: Mix = SOUNDFONT) -> ClipSpec:
@@ -260,7 +254,16 @@ def clip_header(seed: int, split: str, index: int, classes=DEFAULT_CLASSES, mix:
   The notes are nearly all of a spec's cost (about 2 ms a clip); listing a split's clips (their
   duration, rate, channels, engine) needs none of them, so every run starts this much sooner.
   """
-  return clip_spec(seed, split, index, classes, mix, notes=False)
+  return _clip(seed, split, index, classes, mix, notes=False)
+
+
+def _clip(seed, split, index, classes, mix, notes):
+  labels = _labels_cached(seed, split, check_classes(classes))
+  if not 0 <= index < len(labels):
+    raise IndexError(f"synth {split} split has {len(labels)} clips, asked for index {index}")
+  spec = _build_spec(seed, split, index, labels[index], np.random.default_rng([seed, _SPLIT_IDS[split], 1, index]),
+                     notes=notes)
+  return _sound(spec, mix, 0)
 
 
 def _sound(spec: ClipSpec, mix: Mix, part: int) -> ClipSpec:
