@@ -38,22 +38,22 @@ def main(argv=None):
                                                    "bf16 is emulated on CPUs without AVX512-BF16")
   a = p.parse_args(argv)
   runs = {}
-  cfg = configs.get_config(a.config)
-  precisions = a.precisions.split(",") if a.precisions else ["bf16" if cfg.train.mixed_precision else "float32"]
-  for name, precision in ((n, pr) for n in a.backbones.split(",") for pr in precisions):
-    cfg = configs.get_config(a.config)
-    with cfg.unlocked():
-      cfg.model.backbone, cfg.model.weights = name, "none"
-      cfg.train.mixed_precision = precision == "bf16"
-    if len(precisions) > 1:
-      name = f"{name} {precision}"
-    step, state, x, y = build_step(cfg, cfg.train.batch_size)
-    t0 = time.perf_counter()
-    state, metrics = step(state, x, y)
-    jax.block_until_ready(metrics)
-    params = sum(v.size for v in jax.tree_util.tree_leaves(state["params"]))
-    runs[name] = {"step": step, "state": state, "compile_s": time.perf_counter() - t0, "params": params,
-                  "times": [], "batch": cfg.train.batch_size, "shape": x.shape}
+  default = "bf16" if configs.get_config(a.config).train.mixed_precision else "float32"
+  precisions = a.precisions.split(",") if a.precisions else [default]
+  for backbone in a.backbones.split(","):
+    for precision in precisions:
+      cfg = configs.get_config(a.config)
+      with cfg.unlocked():
+        cfg.model.backbone, cfg.model.weights = backbone, "none"
+        cfg.train.mixed_precision = precision == "bf16"
+      name = f"{backbone} {precision}" if len(precisions) > 1 else backbone
+      step, state, x, y = build_step(cfg, cfg.train.batch_size)
+      t0 = time.perf_counter()
+      state, metrics = step(state, x, y)
+      jax.block_until_ready(metrics)
+      params = sum(v.size for v in jax.tree_util.tree_leaves(state["params"]))
+      runs[name] = {"step": step, "state": state, "compile_s": time.perf_counter() - t0, "params": params,
+                    "times": [], "batch": cfg.train.batch_size, "shape": x.shape}
   for _ in range(a.rounds):
     for r in runs.values():
       t0 = time.perf_counter()
@@ -61,11 +61,12 @@ def main(argv=None):
         r["state"], metrics = r["step"](r["state"], x, y)
       jax.block_until_ready(metrics)
       r["times"].append((time.perf_counter() - t0) / a.steps)
-  base = runs.get("resnet50") or next(iter(runs.values()))
+  base_name = next((n for n in runs if n.startswith("resnet50")), next(iter(runs)))
+  base = runs[base_name]
   print(f"config {a.config}: input {tuple(next(iter(runs.values()))['shape'])}, "
         f"{'/'.join(precisions)}, {jax.devices()[0].device_kind}; "
         f"median of {a.rounds} rounds of {a.steps} steps")
-  print(f"| backbone | weights | compile + first step | step | samples/s | vs {next(k for k, v in runs.items() if v is base)} |")
+  print(f"| backbone | weights | compile + first step | step | samples/s | vs {base_name} |")
   print("|---|---|---|---|---|---|")
   for name, r in runs.items():
     t = statistics.median(r["times"])

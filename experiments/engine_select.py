@@ -139,8 +139,9 @@ def main(argv=None):
                       "--report=none"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if os.path.exists(os.path.join(work, "eval_unseen.json")):
       m["unseen"] = json.load(open(os.path.join(work, "eval_unseen.json")))
-    wall = os.path.join(work, "wall.json")  # absent for a run trained some other way: its wall time is unknown
-    timing = json.load(open(wall)) if os.path.exists(wall) else {"cache_dir": a.cache_dir}
+    wall = os.path.join(work, "wall.json")  # absent for a run trained some other way: its wall time is unknown,
+    timing = (json.load(open(wall)) if os.path.exists(wall)  # and its cache is the one its config.json names
+              else {"cache_dir": json.load(open(os.path.join(work, "config.json")))["data"]["cache_dir"]})
     cached = f" --config.data.cache_dir={timing['cache_dir']}" if timing.get("cache_dir") else ""
     cols = [_row(m[s]) if s in m else "-" for s in ("validation", "test", "unseen")]
     took = f"{timing['train_wall_s']:.0f} s" if "train_wall_s" in timing else "-"
