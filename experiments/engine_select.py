@@ -86,7 +86,12 @@ CANDIDATES = {
                            # seventh round, on the same base: the two regularizers of the fourth round's
                            # list that never ran (max pooling keeps a note's strongest onset; weight decay)
                            "-5ep+first10+drop0.3+maxpool": f"{DROP} --config.model.pool=max",
-                           "-5ep+first10+drop0.3+wd0.05": f"{DROP} --config.train.weight_decay=0.05"}.items()
+                           "-5ep+first10+drop0.3+wd0.05": f"{DROP} --config.train.weight_decay=0.05",
+                           # eighth round: a second sample library (FluidR3 GM, data/soundfonts.py) as a fourth
+                           # engine of the train mix; test, unseen and the held-out clips stay as they were
+                           "-5ep+first10+drop0.3+fluid": f"{DROP} "
+                                                         "--config.data.synth_engines=soundfont,physical,spectral,fluid"
+                           }.items()
        for suffix, seed in (("", ""), ("-seed1", "--config.seed=1"))},
 }
 

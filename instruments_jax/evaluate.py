@@ -32,6 +32,7 @@ def evaluate_run(workdir: str, data: str | None = None, split: str = "test", out
   cfg = clf.config
   data = data or cfg.data.path
   out_dir = out_dir or workdir
+  os.makedirs(out_dir, exist_ok=True)  # before the work, so a folder that cannot be made fails at once
   dataset, indices = sources.split(cfg.data, split, data)
   probs, _ = metrics.predict_clips(clf.chunk_predictor(), dataset, indices, cfg,
                                    cache=cache.from_config(cfg.data, cfg.audio, data))

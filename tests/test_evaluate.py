@@ -16,6 +16,7 @@ pytestmark = pytest.mark.slow  # the smoke_run fixture trains
 
 
 def test_evaluate_on_kaggle_test_split_with_the_typo(smoke_run, kaggle_dir, tmp_path):
+  tmp_path = tmp_path / "made" / "by evaluate"  # --out need not exist
   p = subprocess.run([sys.executable, "-m", "instruments_jax.evaluate", f"--workdir={smoke_run}",
                       f"--data={kaggle_dir}", "--split=test", f"--out={tmp_path}"],
                      capture_output=True, text=True, check=True)

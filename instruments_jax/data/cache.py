@@ -61,11 +61,11 @@ def from_config(data_cfg, audio_cfg, path: str | None = None) -> FeatureCache | 
 
 @functools.lru_cache(maxsize=1)
 def _synth_version() -> str:
-  """A hash of the code that makes the embedded set's sound: the synth, its engines and its recording chains."""
-  from instruments_jax.data import chains, engines, synth
+  """A hash of the code that makes the embedded set's sound: the synth, its engines, SoundFonts and recording chains."""
+  from instruments_jax.data import chains, engines, soundfonts, synth
 
   h = hashlib.sha1()
-  for module in (synth, engines, chains):
+  for module in (synth, engines, chains, soundfonts):
     with open(module.__file__, "rb") as f:
       h.update(f.read())
   return h.hexdigest()[:16]

@@ -60,7 +60,10 @@ import numpy as np
 from scipy import signal
 
 MODEL_RATE = 32000  # engines render at this rate (features stop at 16 kHz)
-ENGINES = ("soundfont", "physical", "spectral")  # "soundfont" renders in synth.py
+ENGINES = ("soundfont", "physical", "spectral", "fluid")  # the two sample libraries render in synth.py
+# Engines that play GM programs from a SoundFont through midirenderer (synth.py): TimGM6mb, and FluidR3 GM
+# (soundfonts.py). A clip of theirs plays its spec's GM program; the models here play voices.
+SAMPLED = ("soundfont", "fluid")
 
 _FAMILIES = ("guitar", "drum", "violin", "piano", "flute", "trumpet", "cello", "organ")  # synth.FAMILIES
 _SR = MODEL_RATE
@@ -269,7 +272,7 @@ VOICES = {
 
 def families_of(engine: str) -> tuple[str, ...]:
   """Returns the families `engine` renders, in synth.FAMILIES order."""
-  if engine == "soundfont":
+  if engine in SAMPLED:
     return _FAMILIES
   if engine not in _VOICE_TABLES:
     raise ValueError(f"unknown engine {engine!r}: one of {', '.join(ENGINES)}")
@@ -278,8 +281,8 @@ def families_of(engine: str) -> tuple[str, ...]:
 
 def _voice(engine, family, voice):
   fams = families_of(engine)
-  if engine == "soundfont":
-    raise ValueError("engine 'soundfont' renders in synth.py (synth.render), not in engines.render")
+  if engine in SAMPLED:
+    raise ValueError(f"engine {engine!r} renders in synth.py (synth.render), not in engines.render")
   if family not in fams:
     raise ValueError(f"engine {engine!r} does not render family {family!r}: it renders {', '.join(fams)}")
   table = _VOICE_TABLES[engine][family]
@@ -290,9 +293,9 @@ def _voice(engine, family, voice):
 
 def voice_name(engine: str, family: str, voice: int) -> str:
   """Returns the human name of a voice, e.g. "steel dreadnought"; soundfont voices are GM programs or kits."""
-  if engine == "soundfont":
+  if engine in SAMPLED:
     if family not in _FAMILIES:
-      raise ValueError(f"engine 'soundfont' does not render family {family!r}")
+      raise ValueError(f"engine {engine!r} does not render family {family!r}")
     return f"GM drum kit {int(voice)}" if family == "drum" else f"GM program {int(voice)}"
   return _voice(engine, family, voice)["name"]
 

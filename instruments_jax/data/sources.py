@@ -194,6 +194,13 @@ def synth_dataset(seed: int, split: str, classes: tuple[str, ...] | None = None,
     mix = synth.check_mix(synth.split_mix(split, train_mix), classes)
   except ValueError as e:
     raise DataError(f"data.path='synth': {e}") from None
+  if "fluid" in mix.engines:  # before any clip renders, so a missing file is one line, not a worker's traceback
+    from instruments_jax.data import soundfonts
+
+    try:
+      soundfonts.check()
+    except soundfonts.SoundfontUnavailable as e:
+      raise DataError(f"data.synth_engines={','.join(mix.engines)!r}: {e}") from None
   clips = []
   for i, label in enumerate(labels):
     s = synth.clip_header(seed, split, i, classes)  # duration, rate and channels do not depend on the mix
@@ -510,9 +517,10 @@ def program_split(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
 
   if dataset.synth_split is None:
     raise DataError("validation_strategy=programs needs the embedded synth set (data.path=synth)")
-  held = {("soundfont", label): pool[-1] for label, pool in synth.PROGRAMS["seen"].items() if len(pool) > 1}
+  held = {(e, label): pool[-1] for e in engines.SAMPLED for label, pool in synth.PROGRAMS["seen"].items()
+          if len(pool) > 1}
   for e in dataset.synth_mix.engines:
-    if e != "soundfont":
+    if e not in engines.SAMPLED:
       held.update({(e, label): pool[-1] for label, pool in engines.VOICES[e]["seen"].items() if len(pool) > 1})
   specs = [dataset.synth_header(i) for i in range(len(dataset))]
   val = np.array([s.program == held.get((s.engine, s.label)) for s in specs])

@@ -9,7 +9,9 @@ a clip on demand, so training on a 2 s chunk of a 2-minute clip costs 2 s of syn
 
 Sound engines (`Mix.engines`): "soundfont" (TimGM6mb.sf2 through midirenderer, the table
 below), "physical" and "spectral" (engines.py: plucked, hammered and bowed string
-models, modal drums; additive and FM voices). A recording chain (chains.py: a room,
+models, modal drums; additive and FM voices), and "fluid" (a second sample library,
+FluidR3 GM, playing the same GM programs: soundfonts.py; train mixes only, as BENCHMARK
+predates it and stays as it was). A recording chain (chains.py: a room,
 microphone and EQ curve, distortion, compression, noise floor, lossy codec, level)
 records a share `Mix.chain_prob` of the clips. The train split's mix is a choice of the
 recipe (data.synth_engines, data.synth_chain_prob); test and unseen are always BENCHMARK
@@ -52,7 +54,7 @@ every note the drum parts play.
 
     python -m instruments_jax.data.synth --out=DIR [--split=train|test|unseen|all] [--seed=N] [--limit=N]
         [--classes=guitar,drum,...] [--layout=kaggle|folders] [--multi_label]
-        [--engines=soundfont,physical,spectral] [--chain_prob=0.75]
+        [--engines=soundfont,physical,spectral,fluid] [--chain_prob=0.75]
 
 writes splits to disk: by default the recipe's four classes in its Kaggle layout.
 """
@@ -278,16 +280,22 @@ def _sound(spec: ClipSpec, mix: Mix, part: int) -> ClipSpec:
   # A seeded order of every engine that renders the family; the clip takes the first the mix
   # allows. So a clip keeps its engine in any smaller mix that still allows it, and leaving an
   # engine out (validation_strategy=engine) moves only that engine's clips.
-  family = _engines_of(spec.label, engines.ENGINES)
+  family = _engines_of(spec.label, engines.ENGINES[:3])
   order = [family[k] for k in rng.permutation(len(family))]
+  # Engines added later (fluid) take a seeded place in that order from a stream of their own, so the
+  # first three keep their clips in every mix without them, clip for clip.
+  for n, e in enumerate(_engines_of(spec.label, engines.ENGINES[3:])):
+    order.insert(int(np.random.default_rng([spec.seed, sid, 8 + 2 * part, spec.index, n]).integers(len(order) + 1)),
+                 e)
   engine = next(e for e in order if e in mix.engines)
-  program = spec.program if engine == "soundfont" else int(rng.choice(engines.VOICES[engine][pool][spec.label]))
+  sampled = engine in engines.SAMPLED
+  program = spec.program if sampled else int(rng.choice(engines.VOICES[engine][pool][spec.label]))
   chain = None
   if part == 0:
     rng = np.random.default_rng([spec.seed, sid, 5, spec.index])
     if rng.random() < mix.chain_prob:
       chain = chains.draw(rng, pool)
-  spread = mix.voice_spread if engine != "soundfont" else 0.0
+  spread = 0.0 if sampled else mix.voice_spread
   return dataclasses.replace(spec, engine=engine, program=program, chain=chain, part=part, spread=spread)
 
 
@@ -472,6 +480,13 @@ def _pack(notes):
   return np.asarray(notes, np.float64).reshape(-1, 4)
 
 
+_SAMPLED = ("soundfont", "fluid")  # engines.SAMPLED, without importing the engines for the soundfont alone
+# FluidR3's level per family against TimGM6mb's on the same notes (median RMS ratio of 16 train clips
+# each, `experiments/bench_fluid.py`), so neither library is the louder one for a class.
+FLUID_LEVEL = {"guitar": 0.54, "drum": 0.80, "violin": 1.25, "piano": 0.60, "flute": 0.88, "trumpet": 0.75,
+               "cello": 1.82, "organ": 0.69}
+
+
 @functools.lru_cache(maxsize=1)
 def _soundfont() -> bytes:
   import pretty_midi
@@ -509,7 +524,7 @@ def _render(parts, start, duration):
     duration = first.duration - start
   end = start + duration
   n_out = int(round(duration * first.sample_rate))
-  soundfont = any(p.engine == "soundfont" for p in parts)
+  soundfont = any(p.engine in _SAMPLED for p in parts)
   # The models render each note from its onset: they need a pre-roll only to warm up a chain.
   preroll = min(start, 1.0) if soundfont or first.chain is not None else 0.0
   if first.chain is None and all(p.engine == "soundfont" for p in parts):  # as before engines and chains, bit for bit
@@ -561,7 +576,7 @@ def _dry(spec, start, end, preroll):
   The soundfont re-strikes notes sounding at `start - preroll`; `render` gives it a pre-roll
   of min(start, 1) s and cuts it.
   """
-  if spec.engine != "soundfont":
+  if spec.engine not in _SAMPLED:
     from instruments_jax.data import engines
 
     key = (spec.seed, _SPLIT_IDS[spec.split], spec.index, spec.part)
@@ -591,10 +606,16 @@ def _dry(spec, start, end, preroll):
     pm.instruments.append(inst)
     buf = io.BytesIO()
     pm.write(buf)
-    wav, _ = sf.read(io.BytesIO(midirenderer.render_wave_from(_soundfont(), buf.getvalue())),
+    if spec.engine == "soundfont":
+      bank, level = _soundfont(), 1.0
+    else:
+      from instruments_jax.data import soundfonts
+
+      bank, level = soundfonts.preset(128 if spec.is_drum else 0, spec.program), FLUID_LEVEL[spec.label]
+    wav, _ = sf.read(io.BytesIO(midirenderer.render_wave_from(bank, buf.getvalue())),
                      dtype="float32", always_2d=True)
     wav = wav[: n_render]
-    audio[: len(wav)] = wav
+    audio[: len(wav)] = wav if level == 1.0 else wav * np.float32(level)
   return audio, RENDER_RATE
 
 
