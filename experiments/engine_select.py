@@ -1,10 +1,12 @@
 r"""Chooses `quick`'s recipe on a held-out sound engine, then scores test and unseen (issue 15).
 
     python experiments/engine_select.py --runs=runs/engine_select [--only=a,b] [--unseen] [--cache_dir=DIR]
+        [--validation_engine=physical|fluid]
 
 Each candidate trains with `data.validation_strategy=engine`: the clips the benchmark mix
 gives the physical engine never train, and those of them in fold 4 (181 clips, the same
-for every candidate, chains included) validate; `quick`'s seed and epochs unless the candidate
+for every candidate, chains included) validate (with `--validation_engine=fluid`: the clips the
+benchmark plus the second sample library gives that library, rendered by it); `quick`'s seed and epochs unless the candidate
 sets them (the third round runs each candidate at seeds 0 and 1 and chooses on the mean). The table's validation columns are what the choice reads; test and unseen are
 printed beside them, and `--unseen` is passed once, after the choice. A finished run is not
 trained again. Rows go to stdout as a Markdown table with the command of each. With
@@ -26,7 +28,7 @@ CNN8 = "--config=quick --config.model.backbone=cnn8"
 EP5 = "--config.train.epochs=5 --config.train.evaluation_epochs=5"  # the third round's choice
 FIRST10 = f"{EP5} --config.data.max_clip_seconds=10"  # fifth round: clips read up to their first 10 s
 DROP = f"{FIRST10} --config.model.dropout=0.3"  # sixth round's base: the fifth round's choice
-HOLD_OUT = "--config.data.validation_strategy=engine --config.data.validation_engine=physical"
+HOLD_OUT = "--config.data.validation_strategy=engine --config.data.validation_engine={engine}"  # --validation_engine
 CANDIDATES = {
     # the embedded set as it was: the soundfont only, dry
     "before": "--config=quick --config.data.synth_engines=soundfont --config.data.synth_chain_prob=0",
@@ -90,18 +92,23 @@ CANDIDATES = {
                            # eighth round: a second sample library (FluidR3 GM, data/soundfonts.py) as a fourth
                            # engine of the train mix; test, unseen and the held-out clips stay as they were
                            "-5ep+first10+drop0.3+fluid": f"{DROP} "
-                                                         "--config.data.synth_engines=soundfont,physical,spectral,fluid"
+                                                         "--config.data.synth_engines=soundfont,physical,spectral,fluid",
+                           # ... and, with the second library held out instead (--validation_engine=fluid),
+                           # features and augmentation meant to carry across libraries and microphones
+                           "-5ep+first10+drop0.3+freqnorm": f"{DROP} --config.audio.spectrogram_normalization=frequency",
+                           "-5ep+first10+drop0.3+specaug": f"{DROP} --config.augmentation.freq_masks=2 "
+                                                           "--config.augmentation.time_masks=2"
                            }.items()
        for suffix, seed in (("", ""), ("-seed1", "--config.seed=1"))},
 }
 
 
-def _train(name, flags, runs, py, cache_dir=""):
+def _train(name, flags, runs, py, cache_dir="", hold_out=HOLD_OUT.format(engine="physical")):
   work = os.path.join(runs, name)
   done = os.path.join(work, "eval_validation.json")
   if os.path.exists(done):
     return
-  cmd = [py, "-m", "instruments_jax.train", *flags.split(), *HOLD_OUT.split(), f"--workdir={work}",
+  cmd = [py, "-m", "instruments_jax.train", *flags.split(), *hold_out.split(), f"--workdir={work}",
          "--config.train.restart=true"] + ([f"--config.data.cache_dir={cache_dir}"] if cache_dir else [])
   t0 = time.time()
   with open(os.path.join(runs, f"{name}.log"), "w") as log:
@@ -128,11 +135,15 @@ def main(argv=None):
   p.add_argument("--python", default=sys.executable)
   p.add_argument("--cache_dir", default="", help="train with the feature cache in this folder (shared by the runs: "
                                                   "the first fills it, the rest read it)")
+  p.add_argument("--validation_engine", default="physical",
+                 help="the engine held out: physical (a model engine), or fluid (the second sample library: "
+                      "its clips validate, the benchmark's three engines train)")
   a = p.parse_args(argv)
+  hold_out = HOLD_OUT.format(engine=a.validation_engine)
   os.makedirs(a.runs, exist_ok=True)
   names = [n for n in CANDIDATES if not a.only or n in a.only.split(",")]
   for name in names:
-    _train(name, CANDIDATES[name], a.runs, a.python, a.cache_dir)
+    _train(name, CANDIDATES[name], a.runs, a.python, a.cache_dir, hold_out)
   print("| candidate | held-out-engine validation | test | unseen | train wall | command |")
   print("|---|---|---|---|---|---|")
   for name in names:
@@ -150,7 +161,7 @@ def main(argv=None):
     cached = f" --config.data.cache_dir={timing['cache_dir']}" if timing.get("cache_dir") else ""
     cols = [_row(m[s]) if s in m else "-" for s in ("validation", "test", "unseen")]
     took = f"{timing['train_wall_s']:.0f} s" if "train_wall_s" in timing else "-"
-    print(f"| {name} | {' | '.join(cols)} | {took} | `train {CANDIDATES[name]} {HOLD_OUT}{cached}` |")
+    print(f"| {name} | {' | '.join(cols)} | {took} | `train {CANDIDATES[name]} {hold_out}{cached}` |")
   print("\ncolumns: accuracy / macro F1 / ROC-AUC / guitar recall / piano recall")
 
 

@@ -79,8 +79,11 @@ def test_without_the_file_the_error_says_how_to_get_it(tmp_path, monkeypatch):
     # ... and a run whose train mix names fluid stops before any clip renders, in one line
     cfg = get_config("smoke").data
     cfg.synth_engines = "soundfont,fluid"
-    with pytest.raises(sources.DataError, match="synth_engines='soundfont,fluid'.*is not the FluidR3_GM.sf2"):
+    with pytest.raises(sources.DataError, match="data.path='synth': .*is not the FluidR3_GM.sf2"):
       sources.open_split(cfg, "train")
+    cfg.synth_engines, cfg.validation_strategy, cfg.validation_engine = "soundfont,physical", "engine", "fluid"
+    with pytest.raises(sources.DataError, match="data.validation_engine='fluid': .*is not the FluidR3_GM.sf2"):
+      sources.train_validation(cfg)
   finally:
     soundfonts.check.cache_clear()
 
@@ -126,3 +129,18 @@ def test_every_program_of_the_set_is_a_preset_of_fluidr3(fluid):
   for pool in synth.PROGRAMS.values():
     for family, programs in pool.items():
       assert {(128 if family == "drum" else 0, p) for p in programs} <= have, family
+
+
+def test_holding_fluid_out_validates_on_library_clips_that_never_train(fluid):
+  cfg = get_config("smoke").data
+  cfg.validation_strategy, cfg.validation_engine, cfg.data_sample = "engine", "fluid", 1.0
+  ds, train, val = sources.train_validation(cfg)
+  four = synth.Mix(synth.BENCHMARK.engines + ("fluid",), synth.BENCHMARK.chain_prob)
+  held = {i for i in range(len(ds)) if synth.clip_header(0, "train", i, mix=four).engine == "fluid"}
+  assert set(val.tolist()) < held and not held & set(train.tolist()) and len(train) + len(held) == len(ds)
+  assert set(ds.labels[val]) == set(range(len(ds.classes)))
+  for i in val[:30]:  # the library's clips, through the benchmark's chains
+    got, want = ds.synth_header(int(i)), synth.clip_header(0, "train", int(i), mix=four)
+    assert (got.engine, got.program, got.chain) == ("fluid", want.program, want.chain)
+  for i in train[:100]:  # the rest train as the recipe's mix gives them: their benchmark engine
+    assert ds.synth_header(int(i)).engine == synth.clip_header(0, "train", int(i), mix=synth.BENCHMARK).engine

@@ -106,8 +106,9 @@ class Dataset:
   synth_split: str | None = None
   synth_classes: tuple[str, ...] = ()  # the families the embedded set's split was drawn from
   synth_mix: synth.Mix = synth.SOUNDFONT  # the engines and chain share the split was drawn from
-  # validation_strategy=engine: clips held out of training, drawn from synth.BENCHMARK instead
+  # validation_strategy=engine: clips held out of training, drawn from `synth_held_mix` instead
   synth_held: frozenset = frozenset()
+  synth_held_mix: synth.Mix = synth.BENCHMARK
   classes: tuple[str, ...] = ()  # what label index c means: classes[c]
   multi_label: bool = False  # targets are multi-hot rows (a clip may have several labels, or none)
   # data.max_clip_seconds: > 0 when each clip's `duration` was cut to its first this many seconds (`capped`);
@@ -149,7 +150,7 @@ class Dataset:
 
   def synth_mix_of(self, i: int) -> synth.Mix:
     """The mix clip i is drawn from (embedded datasets only)."""
-    return synth.BENCHMARK if i in self.synth_held else self.synth_mix
+    return self.synth_held_mix if i in self.synth_held else self.synth_mix
 
   def synth_spec(self, i: int) -> synth.ClipSpec:
     """The synth description of clip i (embedded datasets only)."""
@@ -194,13 +195,6 @@ def synth_dataset(seed: int, split: str, classes: tuple[str, ...] | None = None,
     mix = synth.check_mix(synth.split_mix(split, train_mix), classes)
   except ValueError as e:
     raise DataError(f"data.path='synth': {e}") from None
-  if "fluid" in mix.engines:  # before any clip renders, so a missing file is one line, not a worker's traceback
-    from instruments_jax.data import soundfonts
-
-    try:
-      soundfonts.check()
-    except soundfonts.SoundfontUnavailable as e:
-      raise DataError(f"data.synth_engines={','.join(mix.engines)!r}: {e}") from None
   clips = []
   for i, label in enumerate(labels):
     s = synth.clip_header(seed, split, i, classes)  # duration, rate and channels do not depend on the mix
@@ -532,7 +526,9 @@ def engine_split(dataset: Dataset, data_cfg) -> tuple[Dataset, np.ndarray, np.nd
 
   The held-out clips are those that synth.BENCHMARK gives `data.validation_engine`, and
   they stay BENCHMARK clips (that engine, 3 in 4 through a chain), whatever the recipe's
-  own mix: every candidate validates on the same clips. Those in the k-fold fold
+  own mix: every candidate validates on the same clips. An engine the benchmark lacks (fluid,
+  the second sample library) holds out the clips that the benchmark with it added would give
+  it, drawn from that mix. Those in the k-fold fold
   `data.validation_fold` validate (all of them would make a validation pass five times
   longer for little more certainty); none trains. The other clips train on the recipe's
   mix without that engine (a clip keeps its engine when the mix still allows it). The
@@ -549,7 +545,14 @@ def engine_split(dataset: Dataset, data_cfg) -> tuple[Dataset, np.ndarray, np.nd
   except ValueError as e:
     raise DataError(f"data.validation_engine={engine!r} held out of data.synth_engines="
                     f"{','.join(dataset.synth_mix.engines)!r}: {e}") from None
-  bench = dataclasses.replace(dataset, synth_mix=synth.BENCHMARK)
+  held_mix = synth.BENCHMARK
+  if engine not in held_mix.engines:
+    held_mix = dataclasses.replace(held_mix, engines=held_mix.engines + (engine,))
+    try:
+      synth.check_mix(held_mix, dataset.synth_classes)
+    except ValueError as e:
+      raise DataError(f"data.validation_engine={engine!r}: {e}") from None
+  bench = dataclasses.replace(dataset, synth_mix=held_mix)
   held = np.array([bench.synth_header(i).engine == engine for i in range(len(dataset))])
   _, fold = kfold_split(dataset.labels, data_cfg.num_folds, data_cfg.validation_fold, data_cfg.fold_seed)
   val = np.zeros(len(dataset), bool)
@@ -559,7 +562,8 @@ def engine_split(dataset: Dataset, data_cfg) -> tuple[Dataset, np.ndarray, np.nd
   if missing:
     raise DataError(f"data.validation_engine={engine!r} renders no validation clip of {', '.join(missing)}: those "
                     f"classes would go unvalidated; hold out another engine or use kfold")
-  ds = dataclasses.replace(dataset, synth_mix=rest, synth_held=frozenset(np.flatnonzero(held).tolist()))
+  ds = dataclasses.replace(dataset, synth_mix=rest, synth_held=frozenset(np.flatnonzero(held).tolist()),
+                           synth_held_mix=held_mix)
   return ds, np.flatnonzero(~held), np.flatnonzero(val)
 
 

@@ -231,6 +231,13 @@ def check_mix(mix: Mix, classes=DEFAULT_CLASSES) -> Mix:
   for c in check_classes(classes):
     if not _engines_of(c, mix.engines):
       raise ValueError(f"no engine of {', '.join(mix.engines)} renders {c}")
+  if "fluid" in mix.engines:  # before any clip renders: a missing bank is one line, not a worker's traceback
+    from instruments_jax.data import soundfonts
+
+    try:
+      soundfonts.check()
+    except soundfonts.SoundfontUnavailable as e:
+      raise ValueError(str(e)) from None
   return mix
 
 
@@ -737,7 +744,8 @@ def main(argv=None):
   p.add_argument("--layout", default="kaggle", help="kaggle (CSV + audio folder) or folders (<split>/<class>/)")
   p.add_argument("--multi_label", action="store_true", help="mix two classes per clip (kaggle layout only)")
   p.add_argument("--engines", default=",".join(BENCHMARK.engines),
-                 help="sound engines the train split is drawn from (test and unseen: always all of them)")
+                 help="sound engines the train split is drawn from (test and unseen: always "
+                      "soundfont, physical and spectral)")
   p.add_argument("--chain_prob", type=float, default=BENCHMARK.chain_prob,
                  help="share of train clips recorded through a random room, mic and codec chain (test and unseen: "
                       f"{BENCHMARK.chain_prob})")
