@@ -2,7 +2,8 @@
 
     python experiments/bench_fluid.py [--clips=16] [--other=PATH.sf2]
 
-For `--clips` train clips of each family (a 2 s window from each clip's middle, dry, gain 1)
+For `--clips` train clips of each family (a 2 s window from each clip's middle, or with
+`--first=N` each clip's first N s, dry, gain 1)
 it renders the notes with TimGM6mb (the `soundfont` engine) and with FluidR3's preset cut to
 that program (the `fluid` engine, before its level) and prints per family: the median RMS
 ratio FluidR3 / TimGM6mb (what synth.FLUID_LEVEL is set from), the median waveform
@@ -35,13 +36,13 @@ def _midi(spec, start, stop):
   return buf.getvalue()
 
 
-def _render(bank, midi):
+def _render(bank, midi, stereo=False):
   import midirenderer
   import soundfile as sf
 
   t0 = time.perf_counter()
   wav, _ = sf.read(io.BytesIO(midirenderer.render_wave_from(bank, midi)), dtype="float32", always_2d=True)
-  return wav.mean(axis=1), (time.perf_counter() - t0) * 1e3
+  return (wav.reshape(-1) if stereo else wav.mean(axis=1)), (time.perf_counter() - t0) * 1e3
 
 
 def _logmel(x):
@@ -56,13 +57,18 @@ def main(argv=None):
   p = argparse.ArgumentParser()
   p.add_argument("--clips", type=int, default=16, help="train clips per family")
   p.add_argument("--other", default="", help="also compare this SoundFont (whole) with TimGM6mb")
+  p.add_argument("--first", type=float, default=0.0,
+                 help="render each clip's first N s (any length of clip) instead of a 2 s window from its middle "
+                      "(clips of 4 s or more)")
+  p.add_argument("--stereo", action="store_true", help="RMS over both channels instead of the mono mix: "
+                 "`--first=8 --stereo` is how synth.FLUID_LEVEL was measured")
   a = p.parse_args(argv)
   tim = synth._soundfont()
   other = open(a.other, "rb").read() if a.other else None
   by_family = {f: [] for f in synth.FAMILIES}
   for i in range(4000):
     s = synth.clip_spec(0, "train", i, synth.FAMILIES)
-    if s.duration >= 4.0 and len(by_family[s.label]) < a.clips:
+    if (a.first or s.duration >= 4.0) and len(by_family[s.label]) < a.clips:
       by_family[s.label].append(s)
     if all(len(v) >= a.clips for v in by_family.values()):
       break
@@ -71,10 +77,10 @@ def main(argv=None):
   for family, specs in by_family.items():
     ratio, corr, dist, t_tim, t_fl, o_corr, o_dist = [], [], [], [], [], [], []
     for s in specs:
-      start = round(s.duration / 2 - 1.0, 3)
-      midi = _midi(s, start, start + 2.0)
-      x, tt = _render(tim, midi)
-      y, tf = _render(soundfonts.preset(128 if s.is_drum else 0, s.program), midi)
+      start = 0.0 if a.first else round(s.duration / 2 - 1.0, 3)
+      midi = _midi(s, start, a.first or start + 2.0)
+      x, tt = _render(tim, midi, a.stereo)
+      y, tf = _render(soundfonts.preset(128 if s.is_drum else 0, s.program), midi, a.stereo)
       n = min(len(x), len(y))
       x, y = x[:n], y[:n]
       if np.sqrt(np.mean(x**2)) < 1e-4:
@@ -85,7 +91,7 @@ def main(argv=None):
       t_tim.append(tt)
       t_fl.append(tf)
       if other is not None:
-        z, _ = _render(other, midi)
+        z, _ = _render(other, midi, a.stereo)
         z = z[:n] if len(z) >= n else np.pad(z, (0, n - len(z)))
         o_corr.append(np.corrcoef(x, z)[0, 1])
         o_dist.append(np.abs(_logmel(x) - _logmel(z)).mean())

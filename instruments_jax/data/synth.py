@@ -488,8 +488,9 @@ def _pack(notes):
 
 
 _SAMPLED = ("soundfont", "fluid")  # engines.SAMPLED, without importing the engines for the soundfont alone
-# FluidR3's level per family against TimGM6mb's on the same notes (median RMS ratio of 16 train clips
-# each, `experiments/bench_fluid.py`), so neither library is the louder one for a class.
+# FluidR3's level per family: the inverse of its median RMS ratio to TimGM6mb's on the same notes (16
+# train clips a family, their first 8 s, both channels: `experiments/bench_fluid.py --first=8 --stereo`),
+# so neither library is the louder one for a class.
 FLUID_LEVEL = {"guitar": 0.54, "drum": 0.80, "violin": 1.25, "piano": 0.60, "flute": 0.88, "trumpet": 0.75,
                "cello": 1.82, "organ": 0.69}
 
