@@ -97,7 +97,10 @@ CANDIDATES = {
                            # features and augmentation meant to carry across libraries and microphones
                            "-5ep+first10+drop0.3+freqnorm": f"{DROP} --config.audio.spectrogram_normalization=frequency",
                            "-5ep+first10+drop0.3+specaug": f"{DROP} --config.augmentation.freq_masks=2 "
-                                                           "--config.augmentation.time_masks=2"
+                                                           "--config.augmentation.time_masks=2",
+                           # the physical engine out of the train mix: the runs that never heard it
+                           # scored higher on FluidR3's clips (library_eval.py)
+                           "-5ep+first10+drop0.3-physical": f"{DROP} --config.data.synth_engines=soundfont,spectral"
                            }.items()
        for suffix, seed in (("", ""), ("-seed1", "--config.seed=1"))},
 }

@@ -43,7 +43,7 @@ def main(argv=None):
   for run in a.runs:
     cols = []
     for split in ("test", "unseen"):
-      dest = os.path.join(a.out, "eval", os.path.basename(os.path.normpath(run)), split)
+      dest = os.path.join(a.out, "eval", os.path.normpath(run).strip(os.sep).replace(os.sep, "__"), split)
       if not os.path.exists(os.path.join(dest, f"eval_{split}.json")):
         subprocess.run([a.python, "-m", "instruments_jax.evaluate", f"--workdir={run}", f"--data={a.out}",
                         f"--split={split}", f"--out={dest}", "--report=none"], check=True, stdout=subprocess.DEVNULL)

@@ -27,20 +27,12 @@ import tempfile
 
 import numpy as np
 
-from instruments_jax.data import features
+from instruments_jax.data import default_root, features  # default_root: $INSTRUMENTS_JAX_CACHE, XDG, ~/.cache
 from instruments_jax.data import workers
 from instruments_jax.data.audio import DataError
 
 CACHE_VERSION = 2  # 2: [mel_bins, frames] layout
 FLOOR_DB = -100.0  # 10 * log10(1e-10): what silence and padding are worth before the top_db floor
-
-
-def default_root() -> str:
-  """$INSTRUMENTS_JAX_CACHE, else $XDG_CACHE_HOME/instruments_jax, else ~/.cache/instruments_jax."""
-  if os.environ.get("INSTRUMENTS_JAX_CACHE"):
-    return os.environ["INSTRUMENTS_JAX_CACHE"]
-  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-  return os.path.join(base, "instruments_jax")
 
 
 def from_config(data_cfg, audio_cfg, path: str | None = None) -> FeatureCache | None:

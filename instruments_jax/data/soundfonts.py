@@ -41,9 +41,9 @@ class SoundfontUnavailable(RuntimeError):
 
 
 def cache_root() -> str:
-  from instruments_jax.data import cache
+  from instruments_jax.data import default_root
 
-  return os.path.join(cache.default_root(), "soundfonts")
+  return os.path.join(default_root(), "soundfonts")
 
 
 def _candidates():
