@@ -33,7 +33,7 @@ def _render(bank: bytes, program: int, drum: bool = False) -> np.ndarray:
 def fluid():
   """FluidR3_GM.sf2, or a skip (a failure under CI, whose .ci/run installs it)."""
   try:
-    return soundfonts.check()[0]
+    return soundfonts.check()
   except soundfonts.SoundfontUnavailable as e:
     if os.environ.get("CI"):
       pytest.fail(f"CI needs FluidR3_GM.sf2 for the fluid engine's tests (.ci/run installs fluid-soundfont-gm): {e}")

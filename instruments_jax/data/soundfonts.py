@@ -34,6 +34,7 @@ _RECORDS = {b"phdr": "<20sHHHIII", b"pbag": "<HH", b"pmod": "<HHhHH", b"pgen": "
             b"inst": "<20sH", b"ibag": "<HH", b"imod": "<HHhHH", b"igen": "<HH", b"shdr": "<20sIIIIIBbHH"}
 _INSTRUMENT, _SAMPLE_ID = 41, 53  # the generators that point at an instrument and at a sample
 _PAD = 46  # zero sample points the spec asks for after every sample
+_LINKED = (2, 4, 8)  # sfSampleType of a right, left or linked sample: wSampleLink names its partner
 
 
 class SoundfontUnavailable(RuntimeError):
@@ -89,9 +90,9 @@ def fetch() -> str:
   return dest
 
 
-def _chunks(data: bytes, start: int, end: int) -> dict:
-  """Maps each sub-chunk tag between start and end to (offset of its body, size); LISTs by their type."""
-  out = {}
+def _chunks(data: bytes, start: int, size: int) -> dict:
+  """Maps each sub-chunk tag of the `size` bytes at `start` to (offset of its body, size); LISTs by their type."""
+  out, end = {}, start + size
   while start + 8 <= end:
     tag, size = data[start:start + 4], struct.unpack_from("<I", data, start + 4)[0]
     if tag == b"LIST":
@@ -105,17 +106,16 @@ def _chunks(data: bytes, start: int, end: int) -> dict:
 def _parse(data: bytes):
   if data[:4] != b"RIFF" or data[8:12] != b"sfbk":
     raise ValueError("not a SoundFont 2 file (no RIFF sfbk header)")
-  top = _chunks(data, 12, len(data))
+  top = _chunks(data, 12, len(data) - 12)
   info_at, info_size = top[b"INFO"]
-  sdta = _chunks(data, *(lambda o, n: (o, o + n))(*top[b"sdta"]))
-  pdta = _chunks(data, *(lambda o, n: (o, o + n))(*top[b"pdta"]))
+  pdta = _chunks(data, *top[b"pdta"])
   tables = {}
   for tag, fmt in _RECORDS.items():
     off, size = pdta[tag]
     step = struct.calcsize(fmt)
     tables[tag] = [list(struct.unpack_from(fmt, data, off + k)) for k in range(0, size, step)]
-  smpl_at, smpl_size = sdta[b"smpl"]
-  return data[info_at - 12:info_at + info_size], (smpl_at, smpl_size), tables
+  smpl_at = _chunks(data, *top[b"sdta"])[b"smpl"][0]
+  return data[info_at - 12:info_at + info_size], smpl_at, tables
 
 
 def subset(data: bytes, keep) -> bytes:
@@ -124,7 +124,7 @@ def subset(data: bytes, keep) -> bytes:
   The presets keep their bank and program, so a MIDI file plays them as it would in the whole
   bank; their instruments and samples (stereo partners included) come along, nothing else.
   """
-  info, (smpl_at, _), t = _parse(data)
+  info, smpl_at, t = _parse(data)
   keep = set(keep)
   presets = [i for i, r in enumerate(t[b"phdr"][:-1]) if (r[2], r[1]) in keep]
   missing = keep - {(t[b"phdr"][i][2], t[b"phdr"][i][1]) for i in presets}
@@ -157,23 +157,16 @@ def subset(data: bytes, keep) -> bytes:
       if k in sample_map:
         continue
       sample_map[k] = len(sample_map)
-      if t[b"shdr"][k][9] & 0x7FFF in (2, 4, 8):  # right, left, linked
+      if t[b"shdr"][k][9] & 0x7FFF in _LINKED:
         todo.append(t[b"shdr"][k][8])
     return sample_map[s]
 
   def add_inst(i):
-    if i not in inst_map:
-      inst_map[i] = None
-    return i
+    return inst_map.setdefault(i, len(inst_map))
 
   for i in presets:
     copy_zones(b"phdr", b"pbag", b"pmod", b"pgen", i, _INSTRUMENT, add_inst)
-  order = list(inst_map)
-  new_inst = {i: n for n, i in enumerate(order)}
-  for g in out[b"pgen"]:
-    if g[0] == _INSTRUMENT:
-      g[1] = new_inst[g[1]]
-  for i in order:
+  for i in list(inst_map):  # in their new order
     copy_zones(b"inst", b"ibag", b"imod", b"igen", i, _SAMPLE_ID, add_sample)
   # The samples, in the order first met, each followed by the spec's 46 zero points.
   samples = sorted(sample_map, key=sample_map.get)
@@ -183,7 +176,7 @@ def subset(data: bytes, keep) -> bytes:
     pcm.append(data[smpl_at + 2 * start:smpl_at + 2 * end] + b"\0" * (2 * _PAD))
     shift = at - start
     out[b"shdr"].append([name, at, at + end - start, loop0 + shift, loop1 + shift, rate, pitch, corr,
-                         sample_map.get(link, 0) if kind & 0x7FFF in (2, 4, 8) else 0, kind])
+                         sample_map.get(link, 0) if kind & 0x7FFF in _LINKED else 0, kind])
     at += end - start + _PAD
   # Terminal records: their bag, generator and modulator indices close the last zone.
   out[b"phdr"].append([b"EOP", 0, 0, len(out[b"pbag"]), 0, 0, 0])
@@ -222,21 +215,21 @@ def _digest(p: str) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def check() -> tuple[str, str]:
-  """Returns (path, sha256) of FluidR3_GM.sf2; raises SoundfontUnavailable when it is missing or another file."""
+def check() -> str:
+  """Returns the path of FluidR3_GM.sf2; raises SoundfontUnavailable when it is missing or another file."""
   p = path()
   digest = _digest(p)
   if digest != SHA256:
     raise SoundfontUnavailable(f"{p} is not the FluidR3_GM.sf2 the embedded set is rendered from "
                                f"(sha256 {digest[:16]}..., expected {SHA256[:16]}...): its clips would differ")
-  return p, digest
+  return p
 
 
 @functools.lru_cache(maxsize=64)
 def preset(bank: int, program: int) -> bytes:
   """Returns a SoundFont of FluidR3's preset (bank, program) alone, cut once and then read from the cache."""
-  p, digest = check()
-  folder = os.path.join(cache_root(), f"fluidr3-{digest[:12]}")
+  p = check()
+  folder = os.path.join(cache_root(), f"fluidr3-{SHA256[:12]}")
   dest = os.path.join(folder, f"b{bank:03d}p{program:03d}.sf2")
   if not os.path.isfile(dest):
     with open(p, "rb") as f:
