@@ -60,10 +60,16 @@ def main(argv=None):
   p.add_argument("--first", type=float, default=0.0,
                  help="render each clip's first N s (any length of clip) instead of a 2 s window from its middle "
                       "(clips of 4 s or more)")
+  p.add_argument("--library", default="fluid", choices=["fluid", "freepats"],
+                 help="the library compared with TimGM6mb: fluid (FluidR3), or freepats (also compared with FluidR3, "
+                      "the 'other' columns)")
   p.add_argument("--stereo", action="store_true", help="RMS over both channels instead of the mono mix: "
                  "`--first=8 --stereo` is how synth.FLUID_LEVEL was measured")
   a = p.parse_args(argv)
+  from instruments_jax.data import freepats
+
   tim = synth._soundfont()
+  library = freepats.preset if a.library == "freepats" else soundfonts.preset
   other = open(a.other, "rb").read() if a.other else None
   by_family = {f: [] for f in synth.FAMILIES}
   for i in range(4000):
@@ -73,14 +79,14 @@ def main(argv=None):
     if all(len(v) >= a.clips for v in by_family.values()):
       break
   print(f"{'family':8s} {'rms F/T':>8s} {'corr':>6s} {'|dB|':>6s} {'Tim ms':>7s} {'Fluid ms':>9s}"
-        + ("   other: corr  |dB|" if other else ""))
+        + ("   other: corr  |dB|" if other or a.library == "freepats" else ""))
   for family, specs in by_family.items():
     ratio, corr, dist, t_tim, t_fl, o_corr, o_dist = [], [], [], [], [], [], []
     for s in specs:
       start = 0.0 if a.first else round(s.duration / 2 - 1.0, 3)
       midi = _midi(s, start, a.first or start + 2.0)
       x, tt = _render(tim, midi, a.stereo)
-      y, tf = _render(soundfonts.preset(128 if s.is_drum else 0, s.program), midi, a.stereo)
+      y, tf = _render(library(128 if s.is_drum else 0, s.program), midi, a.stereo)
       n = min(len(x), len(y))
       x, y = x[:n], y[:n]
       if np.sqrt(np.mean(x**2)) < 1e-4:
@@ -90,14 +96,16 @@ def main(argv=None):
       dist.append(np.abs(_logmel(x) - _logmel(y)).mean())
       t_tim.append(tt)
       t_fl.append(tf)
-      if other is not None:
-        z, _ = _render(other, midi, a.stereo)
+      if other is not None or a.library == "freepats":
+        bank = other if other is not None else soundfonts.preset(128 if s.is_drum else 0, s.program)
+        z, _ = _render(bank, midi, a.stereo)
+        x = y if other is None else x  # freepats against FluidR3
         z = z[:n] if len(z) >= n else np.pad(z, (0, n - len(z)))
         o_corr.append(np.corrcoef(x, z)[0, 1])
         o_dist.append(np.abs(_logmel(x) - _logmel(z)).mean())
     line = (f"{family:8s} {np.median(ratio):8.2f} {np.median(corr):6.2f} {np.mean(dist):6.1f} "
             f"{np.median(t_tim):7.1f} {np.median(t_fl):9.1f}")
-    if other is not None:
+    if o_corr:
       line += f"   {np.median(o_corr):11.2f} {np.mean(o_dist):5.1f}"
     print(line, flush=True)
 

@@ -33,9 +33,9 @@ def _note(pitch, vel=90, dur=1.5):
 
 def test_families_and_engines():
   assert engines._FAMILIES == synth.FAMILIES
-  assert engines.ENGINES == ("soundfont", "physical", "spectral", "fluid")
-  assert engines.SAMPLED == ("soundfont", "fluid") == synth._SAMPLED
-  assert engines.families_of("soundfont") == engines.families_of("fluid") == synth.FAMILIES
+  assert engines.ENGINES == ("soundfont", "physical", "spectral", "fluid", "freepats")
+  assert engines.SAMPLED == ("soundfont", "fluid", "freepats") == synth._SAMPLED
+  assert all(engines.families_of(e) == synth.FAMILIES for e in engines.SAMPLED)
   assert engines.families_of("spectral") == synth.FAMILIES
   assert set(engines.families_of("physical")) >= {"guitar", "drum", "violin", "piano", "cello"}
 

@@ -116,13 +116,13 @@ class ClassList:
     return f"names {', '.join(twice)} more than once" if twice else None
 
 
-ENGINES = ("soundfont", "physical", "spectral", "fluid")  # data/engines.py's ENGINES (a test keeps them equal): no data import here
+ENGINES = ("soundfont", "physical", "spectral", "fluid", "freepats")  # data/engines.py's ENGINES (a test keeps them equal): no data import here
 
 
 class EngineList:
   """Allows one or more distinct sound engines of the embedded set, joined by commas."""
 
-  text = "1 or more of soundfont, physical, spectral, fluid joined by commas"
+  text = "1 or more of soundfont, physical, spectral, fluid, freepats joined by commas"
 
   def problem(self, v):
     names = [n.strip() for n in v.split(",")]
@@ -225,7 +225,8 @@ FIELDS: dict[str, Field] = {
                        DataPath()),
     "data.synth_seed": Field(int, "seed of the embedded synth set's clips", _NONNEG),
     "data.synth_engines": Field(str, "sound engines the embedded train split is drawn from (test and unseen: always "
-                                "soundfont, physical and spectral; fluid needs FluidR3_GM.sf2, data/soundfonts.py)",
+                                "soundfont, physical and spectral; fluid needs FluidR3_GM.sf2, data/soundfonts.py; freepats the FreePats "
+                                "patches, data/freepats.py)",
                                 EngineList()),
     "data.synth_chain_prob": Field(float, "share of embedded train clips recorded through a random room, mic, noise "
                                    "and codec chain (test and unseen: 0.75)", _PROB),
@@ -246,8 +247,8 @@ FIELDS: dict[str, Field] = {
                                       "class and engine (synth only), or every clip of one sound engine (synth only)",
                                       OneOf("kfold", "programs", "engine")),
     "data.validation_engine": Field(str, "with validation_strategy=engine: the engine held out of training (its "
-                                    "clips of the benchmark mix validate; fluid, in no benchmark clip, those the "
-                                    "benchmark with fluid added would give it)", OneOf(*ENGINES)),
+                                    "clips of the benchmark mix validate; fluid or freepats, in no benchmark clip, "
+                                    "those the benchmark with it added would give it)", OneOf(*ENGINES)),
     "data.num_folds": Field(int, "k of the stratified k-fold split", Range(2)),
     "data.validation_fold": Field(int, "the fold held out for validation", _NONNEG),
     "data.fold_seed": Field(int, "seed of the fold split and of data_sample's subsampling", _NONNEG),

@@ -53,11 +53,11 @@ def from_config(data_cfg, audio_cfg, path: str | None = None) -> FeatureCache | 
 
 @functools.lru_cache(maxsize=1)
 def _synth_version() -> str:
-  """A hash of the code that makes the embedded set's sound: the synth, its engines, SoundFonts and recording chains."""
-  from instruments_jax.data import chains, engines, soundfonts, synth
+  """A hash of the code that makes the embedded set's sound: the synth, its engines, libraries and recording chains."""
+  from instruments_jax.data import chains, engines, freepats, soundfonts, synth
 
   h = hashlib.sha1()
-  for module in (synth, engines, chains, soundfonts):
+  for module in (synth, engines, chains, soundfonts, freepats):
     with open(module.__file__, "rb") as f:
       h.update(f.read())
   return h.hexdigest()[:16]

@@ -60,10 +60,10 @@ import numpy as np
 from scipy import signal
 
 MODEL_RATE = 32000  # engines render at this rate (features stop at 16 kHz)
-ENGINES = ("soundfont", "physical", "spectral", "fluid")  # the two sample libraries render in synth.py
-# Engines that play GM programs from a SoundFont through midirenderer (synth.py): TimGM6mb, and FluidR3 GM
-# (soundfonts.py). A clip of theirs plays its spec's GM program; the models here play voices.
-SAMPLED = ("soundfont", "fluid")
+ENGINES = ("soundfont", "physical", "spectral", "fluid", "freepats")  # the sample libraries render in synth.py
+# Engines that play GM programs from a SoundFont through midirenderer (synth.py): TimGM6mb, FluidR3 GM
+# (soundfonts.py) and FreePats (freepats.py). A clip of theirs plays its spec's GM program; the models here play voices.
+SAMPLED = ("soundfont", "fluid", "freepats")
 
 _FAMILIES = ("guitar", "drum", "violin", "piano", "flute", "trumpet", "cello", "organ")  # synth.FAMILIES
 _SR = MODEL_RATE

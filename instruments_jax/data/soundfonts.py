@@ -70,22 +70,30 @@ def path() -> str:
 
 def fetch() -> str:
   """Downloads Debian's fluid-soundfont-gm with `apt-get download` and unpacks FluidR3_GM.sf2 into the cache."""
-  dest = os.path.join(cache_root(), FILE)
-  if os.path.isfile(dest):
+  return unpack_debian(DEBIAN_PACKAGE, FILE, os.path.join(cache_root(), FILE), SoundfontUnavailable, ENV)
+
+
+def unpack_debian(package: str, member: str, dest: str, error=RuntimeError, env: str = "") -> str:
+  """Moves the file or folder `member` of Debian's `package` (`apt-get download`, no root) to `dest`; returns `dest`.
+
+  Raises `error` saying why when there is no apt-get, the download fails or the package holds no `member`.
+  """
+  if os.path.exists(dest):
     return dest
   if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-    raise SoundfontUnavailable(f"fetching {FILE} needs apt-get and dpkg-deb (Debian, Ubuntu); elsewhere download "
-                               f"FluidR3_GM.sf2 yourself and set {ENV}")
-  os.makedirs(cache_root(), exist_ok=True)
-  with tempfile.TemporaryDirectory(dir=cache_root()) as tmp:
-    got = subprocess.run(["apt-get", "download", DEBIAN_PACKAGE], cwd=tmp, capture_output=True, text=True)
+    raise error(f"fetching {member} needs apt-get and dpkg-deb (Debian, Ubuntu); elsewhere download "
+                f"{member} yourself" + (f" and set {env}" if env else ""))
+  parent = os.path.dirname(dest)
+  os.makedirs(parent, exist_ok=True)
+  with tempfile.TemporaryDirectory(dir=parent) as tmp:
+    got = subprocess.run(["apt-get", "download", package], cwd=tmp, capture_output=True, text=True)
     debs = [f for f in os.listdir(tmp) if f.endswith(".deb")]
     if got.returncode or not debs:
-      raise SoundfontUnavailable(f"apt-get download {DEBIAN_PACKAGE} failed: {(got.stderr or got.stdout).strip()}")
+      raise error(f"apt-get download {package} failed: {(got.stderr or got.stdout).strip()}")
     subprocess.run(["dpkg-deb", "-x", debs[0], "x"], cwd=tmp, check=True)
-    found = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(tmp, "x")) for f in fs if f == FILE]
+    found = sorted(os.path.join(r, f) for r, ds, fs in os.walk(os.path.join(tmp, "x")) for f in fs + ds if f == member)
     if not found:
-      raise SoundfontUnavailable(f"{debs[0]} holds no {FILE}")
+      raise error(f"{debs[0]} holds no {member}")
     os.replace(found[0], dest)
   return dest
 
@@ -178,7 +186,17 @@ def subset(data: bytes, keep) -> bytes:
     out[b"shdr"].append([name, at, at + end - start, loop0 + shift, loop1 + shift, rate, pitch, corr,
                          sample_map.get(link, 0) if kind & 0x7FFF in _LINKED else 0, kind])
     at += end - start + _PAD
-  # Terminal records: their bag, generator and modulator indices close the last zone.
+  return write(info, pcm, out)
+
+
+def write(info: bytes, pcm: list, tables: dict) -> bytes:
+  """Returns a SoundFont 2 file of an INFO LIST chunk, sample data and pdta records.
+
+  `pcm` is the sample data, each sample already followed by its 46 zero points; `tables` maps
+  each pdta tag to its records without the terminal one, which this adds (its bag, generator
+  and modulator indices close the last zone).
+  """
+  out = {tag: [list(r) for r in tables[tag]] for tag in _RECORDS}
   out[b"phdr"].append([b"EOP", 0, 0, len(out[b"pbag"]), 0, 0, 0])
   out[b"pbag"].append([len(out[b"pgen"]), len(out[b"pmod"])])
   out[b"pmod"].append([0, 0, 0, 0, 0])
@@ -188,16 +206,19 @@ def subset(data: bytes, keep) -> bytes:
   out[b"imod"].append([0, 0, 0, 0, 0])
   out[b"igen"].append([0, 0])
   out[b"shdr"].append([b"EOS", 0, 0, 0, 0, 0, 0, 0, 0, 0])
-
-  def chunk(tag, body):
-    return tag + struct.pack("<I", len(body)) + body + (b"\0" if len(body) & 1 else b"")
-
-  def listed(kind, body):
-    return chunk(b"LIST", kind + body)
-
   pdta = b"".join(chunk(tag, b"".join(struct.pack(fmt, *r) for r in out[tag])) for tag, fmt in _RECORDS.items())
   body = b"sfbk" + info + listed(b"sdta", chunk(b"smpl", b"".join(pcm))) + listed(b"pdta", pdta)
   return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def chunk(tag: bytes, body: bytes) -> bytes:
+  """A RIFF chunk: tag, size, body, padded to an even length."""
+  return tag + struct.pack("<I", len(body)) + body + (b"\0" if len(body) & 1 else b"")
+
+
+def listed(kind: bytes, body: bytes) -> bytes:
+  """A RIFF LIST chunk of `kind`."""
+  return chunk(b"LIST", kind + body)
 
 
 def presets(data: bytes) -> list[tuple[int, int, str]]:

@@ -526,8 +526,8 @@ def engine_split(dataset: Dataset, data_cfg) -> tuple[Dataset, np.ndarray, np.nd
 
   The held-out clips are those that synth.BENCHMARK gives `data.validation_engine`, and
   they stay BENCHMARK clips (that engine, 3 in 4 through a chain), whatever the recipe's
-  own mix: every candidate validates on the same clips. An engine the benchmark lacks (fluid,
-  the second sample library) holds out the clips that the benchmark with it added would give
+  own mix: every candidate validates on the same clips. An engine the benchmark lacks (the sample
+  libraries fluid and freepats) holds out the clips that the benchmark with it added would give
   it, drawn from that mix. Those in the k-fold fold
   `data.validation_fold` validate (all of them would make a validation pass five times
   longer for little more certainty); none trains. The other clips train on the recipe's

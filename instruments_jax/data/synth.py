@@ -9,9 +9,9 @@ a clip on demand, so training on a 2 s chunk of a 2-minute clip costs 2 s of syn
 
 Sound engines (`Mix.engines`): "soundfont" (TimGM6mb.sf2 through midirenderer, the table
 below), "physical" and "spectral" (engines.py: plucked, hammered and bowed string
-models, modal drums; additive and FM voices), and "fluid" (a second sample library,
-FluidR3 GM, playing the same GM programs: soundfonts.py; train mixes only, as BENCHMARK
-predates it and stays as it was). A recording chain (chains.py: a room,
+models, modal drums; additive and FM voices), "fluid" and "freepats" (two more sample
+libraries, FluidR3 GM and FreePats, playing the same GM programs: soundfonts.py, freepats.py;
+train mixes and held-out validation only, as BENCHMARK predates them and stays as it was). A recording chain (chains.py: a room,
 microphone and EQ curve, distortion, compression, noise floor, lossy codec, level)
 records a share `Mix.chain_prob` of the clips. The train split's mix is a choice of the
 recipe (data.synth_engines, data.synth_chain_prob); test and unseen are always BENCHMARK
@@ -54,7 +54,7 @@ every note the drum parts play.
 
     python -m instruments_jax.data.synth --out=DIR [--split=train|test|unseen|all] [--seed=N] [--limit=N]
         [--classes=guitar,drum,...] [--layout=kaggle|folders] [--multi_label]
-        [--engines=soundfont,physical,spectral,fluid] [--chain_prob=0.75]
+        [--engines=soundfont,physical,spectral,fluid,freepats] [--chain_prob=0.75]
 
 writes splits to disk: by default the recipe's four classes in its Kaggle layout.
 """
@@ -231,13 +231,15 @@ def check_mix(mix: Mix, classes=DEFAULT_CLASSES) -> Mix:
   for c in check_classes(classes):
     if not _engines_of(c, mix.engines):
       raise ValueError(f"no engine of {', '.join(mix.engines)} renders {c}")
-  if "fluid" in mix.engines:  # before any clip renders: a missing bank is one line, not a worker's traceback
-    from instruments_jax.data import soundfonts
+  # before any clip renders: a missing library is one line, not a worker's traceback
+  from instruments_jax.data import freepats, soundfonts
 
-    try:
-      soundfonts.check()
-    except soundfonts.SoundfontUnavailable as e:
-      raise ValueError(str(e)) from None
+  for e, check in (("fluid", soundfonts.check), ("freepats", freepats.check)):
+    if e in mix.engines:
+      try:
+        check()
+      except soundfonts.SoundfontUnavailable as err:
+        raise ValueError(str(err)) from None
   return mix
 
 
@@ -289,7 +291,7 @@ def _sound(spec: ClipSpec, mix: Mix, part: int) -> ClipSpec:
   # engine out (validation_strategy=engine) moves only that engine's clips.
   family = _engines_of(spec.label, engines.ENGINES[:3])
   order = [family[k] for k in rng.permutation(len(family))]
-  # Engines added later (fluid) take a seeded place in that order from a stream of their own, so the
+  # Engines added later (fluid, freepats) take a seeded place in that order from a stream of their own, so the
   # first three keep their clips in every mix without them, clip for clip.
   for n, e in enumerate(_engines_of(spec.label, engines.ENGINES[3:])):
     order.insert(int(np.random.default_rng([spec.seed, sid, 8 + 2 * part, spec.index, n]).integers(len(order) + 1)),
@@ -487,12 +489,15 @@ def _pack(notes):
   return np.asarray(notes, np.float64).reshape(-1, 4)
 
 
-_SAMPLED = ("soundfont", "fluid")  # engines.SAMPLED, without importing the engines for the soundfont alone
+_SAMPLED = ("soundfont", "fluid", "freepats")  # engines.SAMPLED, without importing the engines for the soundfont alone
 # FluidR3's level per family: the inverse of its median RMS ratio to TimGM6mb's on the same notes (16
 # train clips a family, their first 8 s, both channels: `experiments/bench_fluid.py --first=8 --stereo`),
 # so neither library is the louder one for a class.
 FLUID_LEVEL = {"guitar": 0.54, "drum": 0.80, "violin": 1.25, "piano": 0.60, "flute": 0.88, "trumpet": 0.75,
                "cello": 1.82, "organ": 0.69}
+# FreePats' the same way (`experiments/bench_fluid.py --library=freepats --first=8 --stereo`).
+FREEPATS_LEVEL = {"guitar": 0.58, "drum": 0.81, "violin": 1.23, "piano": 0.60, "flute": 0.76, "trumpet": 0.69,
+                  "cello": 0.79, "organ": 0.57}
 
 
 @functools.lru_cache(maxsize=1)
@@ -617,9 +622,11 @@ def _dry(spec, start, end, preroll):
     if spec.engine == "soundfont":
       bank, level = _soundfont(), 1.0
     else:
-      from instruments_jax.data import soundfonts
+      from instruments_jax.data import freepats, soundfonts
 
-      bank, level = soundfonts.preset(128 if spec.is_drum else 0, spec.program), FLUID_LEVEL[spec.label]
+      library, levels = (freepats.preset, FREEPATS_LEVEL) if spec.engine == "freepats" else (soundfonts.preset,
+                                                                                            FLUID_LEVEL)
+      bank, level = library(128 if spec.is_drum else 0, spec.program), levels[spec.label]
     wav, _ = sf.read(io.BytesIO(midirenderer.render_wave_from(bank, buf.getvalue())),
                      dtype="float32", always_2d=True)
     wav = wav[: n_render]
