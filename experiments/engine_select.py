@@ -1,7 +1,7 @@
 r"""Chooses `quick`'s recipe on a held-out sound engine, then scores test and unseen (issue 15).
 
     python experiments/engine_select.py --runs=runs/engine_select [--only=a,b] [--unseen] [--cache_dir=DIR]
-        [--validation_engine=physical|fluid]
+        [--validation_engine=physical|fluid|freepats]
 
 Each candidate trains with `data.validation_strategy=engine`: the clips the benchmark mix
 gives the physical engine never train, and those of them in fold 4 (181 clips, the same
@@ -100,7 +100,15 @@ CANDIDATES = {
                                                            "--config.augmentation.time_masks=2",
                            # the physical engine out of the train mix: the runs that never heard it
                            # scored higher on FluidR3's clips (library_eval.py)
-                           "-5ep+first10+drop0.3-physical": f"{DROP} --config.data.synth_engines=soundfont,spectral"
+                           "-5ep+first10+drop0.3-physical": f"{DROP} --config.data.synth_engines=soundfont,spectral",
+                           # ninth round: a third sample library (FreePats, data/freepats.py). Each library
+                           # added to the mix is judged on a library it does not hold: fluid on the freepats
+                           # hold-out, freepats on the fluid hold-out; both at once only on physical
+                           "-5ep+first10+drop0.3+freepats": f"{DROP} "
+                                                            "--config.data.synth_engines=soundfont,physical,spectral,"
+                                                            "freepats",
+                           "-5ep+first10+drop0.3+fluid+freepats": f"{DROP} --config.data.synth_engines=soundfont,"
+                                                                  "physical,spectral,fluid,freepats",
                            }.items()
        for suffix, seed in (("", ""), ("-seed1", "--config.seed=1"))},
 }
@@ -139,8 +147,8 @@ def main(argv=None):
   p.add_argument("--cache_dir", default="", help="train with the feature cache in this folder (shared by the runs: "
                                                   "the first fills it, the rest read it)")
   p.add_argument("--validation_engine", default="physical",
-                 help="the engine held out: physical (a model engine), or fluid (the second sample library: "
-                      "its clips validate, the benchmark's three engines train)")
+                 help="the engine held out: physical (a model engine), or fluid or freepats (a sample library the "
+                      "benchmark lacks: the clips the benchmark with it added gives it validate, rendered by it)")
   a = p.parse_args(argv)
   hold_out = HOLD_OUT.format(engine=a.validation_engine)
   os.makedirs(a.runs, exist_ok=True)
