@@ -1,12 +1,12 @@
-r"""Scores runs on the test and unseen clips rendered by the second sample library (FluidR3, issue 15).
+r"""Scores runs on the test and unseen clips rendered by another sample library (FluidR3 or FreePats, issue 15).
 
-    python experiments/library_eval.py --out=/tmp/fluid_splits runs/quick runs/es5/NAME ...
+    python experiments/library_eval.py --out=/tmp/fluid_splits [--engine=fluid|freepats] runs/quick runs/es5/NAME ...
 
 The benchmark's test and unseen splits are soundfont, physical and spectral clips. This writes
 the same clips (the same notes, programs and kits; seen rooms for test, unseen rooms and
-microphones for unseen, 3 in 4 through a chain) rendered by the `fluid` engine to `--out` in
+microphones for unseen, 3 in 4 through a chain) rendered by the `--engine` library to `--out` in
 the Kaggle layout, once, and evaluates each run on them with `python -m instruments_jax.evaluate
---data=OUT`. A run that never trained on `fluid` hears a sample library it has not met, the
+--data=OUT`. A run that never trained on that library hears a sample library it has not met, the
 situation of the issue's held-out sets. Rows: accuracy / macro F1 / ROC-AUC / guitar recall /
 piano recall.
 """
@@ -21,12 +21,10 @@ import sys
 
 from instruments_jax.data import synth
 
-FLUID = synth.Mix(("fluid",), synth.BENCHMARK.chain_prob)
-
-
-def write(out: str) -> None:
-  """Writes test and unseen rendered by fluid (their BENCHMARK chains) unless `out` holds them."""
-  synth.split_mix = lambda split, train_mix=None: FLUID  # this process only; the workers get the mix passed
+def write(out: str, engine: str = "fluid") -> None:
+  """Writes test and unseen rendered by `engine` (their BENCHMARK chains) unless `out` holds them."""
+  mix = synth.Mix((engine,), synth.BENCHMARK.chain_prob)
+  synth.split_mix = lambda split, train_mix=None: mix  # this process only; the workers get the mix passed
   for split in ("test", "unseen"):
     if not os.path.exists(os.path.join(out, synth.KAGGLE_DIRS[split][0])):
       print(synth.write_split(out, split), flush=True)
@@ -35,11 +33,12 @@ def write(out: str) -> None:
 def main(argv=None):
   p = argparse.ArgumentParser()
   p.add_argument("runs", nargs="+")
-  p.add_argument("--out", required=True, help="where the fluid-rendered splits are (written if absent)")
+  p.add_argument("--out", required=True, help="where the library-rendered splits are (written if absent)")
+  p.add_argument("--engine", default="fluid", choices=["fluid", "freepats"], help="the library that plays them")
   p.add_argument("--python", default=sys.executable)
   a = p.parse_args(argv)
-  write(a.out)
-  print("| run | fluid test | fluid unseen |\n|---|---|---|")
+  write(a.out, a.engine)
+  print(f"| run | {a.engine} test | {a.engine} unseen |\n|---|---|---|")
   for run in a.runs:
     cols = []
     for split in ("test", "unseen"):
