@@ -15,7 +15,9 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# The sample libraries the config's embedded train mix names, fetched once where absent (data/libraries.py).
 train: venv
+	$(PY) -m instruments_jax.data.libraries --config=$(CONFIG)
 	$(PY) -m instruments_jax.train --config=$(CONFIG) --workdir=$(WORKDIR)
 
 test: venv

@@ -180,3 +180,25 @@ def test_holding_freepats_out_validates_on_library_clips_that_never_train(librar
   four = synth.Mix(synth.BENCHMARK.engines + ("fluid",), synth.BENCHMARK.chain_prob)
   for i in train[:100]:  # the rest train on the recipe's mix, the second library included
     assert ds.synth_header(int(i)).engine == synth.clip_header(0, "train", int(i), mix=four).engine
+
+
+def test_make_train_fetches_the_libraries_its_config_names_and_says_how_when_it_cannot(tmp_path, monkeypatch, capsys):
+  from instruments_jax.data import libraries, soundfonts
+
+  assert libraries.needed("soundfont,fluid,physical,freepats") == ["fluid", "freepats"]
+  assert libraries.needed("soundfont,physical,spectral") == [] and libraries.ensure("soundfont,physical") == {}
+  # nowhere on the machine and no apt-get: one line naming the library and the ways to get it, no traceback
+  monkeypatch.setattr(freepats, "SYSTEM_PATH", str(tmp_path / "none"))
+  monkeypatch.setenv("INSTRUMENTS_JAX_CACHE", str(tmp_path / "cache"))
+  monkeypatch.delenv(freepats.ENV, raising=False)
+  monkeypatch.setattr(soundfonts.shutil, "which", lambda name: None)
+  with pytest.raises(freepats.PatchesUnavailable, match="fetching freepats needs apt-get"):
+    libraries.ensure("soundfont,freepats")
+  monkeypatch.setattr(libraries, "needed", lambda engines: ["freepats"])
+  with pytest.raises(SystemExit, match=f"error: fetching freepats needs apt-get .* set {freepats.ENV}"):
+    libraries.main(["--config=quick"])
+  # found where it is: printed, nothing fetched
+  monkeypatch.setenv(freepats.ENV, str(tmp_path / "here"))
+  (tmp_path / "here" / "Tone_000").mkdir(parents=True)
+  libraries.main(["--config=quick"])
+  assert capsys.readouterr().out == f"freepats: {tmp_path / 'here'}\n"

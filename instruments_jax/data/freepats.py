@@ -24,7 +24,6 @@ import hashlib
 import math
 import os
 import struct
-import tempfile
 
 import numpy as np
 
@@ -73,7 +72,11 @@ def path() -> str:
 
 
 def fetch() -> str:
-  """Downloads Debian's freepats with `apt-get download` and unpacks its patches into the cache."""
+  """Returns `path()`; where there is none, downloads Debian's freepats and unpacks its patches into the cache."""
+  try:
+    return path()
+  except PatchesUnavailable:
+    pass
   return soundfonts.unpack_debian(DEBIAN_PACKAGE, "freepats", os.path.join(soundfonts.cache_root(), "freepats"),
                                   PatchesUnavailable, ENV)
 
@@ -210,9 +213,8 @@ def preset(bank: int, program: int) -> bytes:
   """Returns a SoundFont playing FreePats' patch for GM (bank, program), converted once and then read from the cache."""
   root = check()
   files = _files(root)
-  folder = os.path.join(soundfonts.cache_root(), f"freepats-{SHA256[:12]}")
-  dest = os.path.join(folder, f"b{bank:03d}p{program:03d}.sf2")
-  if not os.path.isfile(dest):
+
+  def make():
     if bank == 128:
       patches, name = {(note, note): files[(128, note)] for b, note in files if b == 128}, "Drum_000"
     else:
@@ -224,26 +226,14 @@ def preset(bank: int, program: int) -> bytes:
     for keys, rel in patches.items():
       with open(os.path.join(root, rel), "rb") as f:
         read[keys] = f.read()
-    small = convert(read, bank, program, name)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
-    with os.fdopen(fd, "wb") as f:
-      f.write(small)
-    os.replace(tmp, dest)  # atomic: processes converting the same patch at once all read a whole file
-  with open(dest, "rb") as f:
-    return f.read()
+    return convert(read, bank, program, name)
+
+  return soundfonts.cached(os.path.join(soundfonts.cache_root(), f"freepats-{SHA256[:12]}",
+                                        f"b{bank:03d}p{program:03d}.sf2"), make)
 
 
 def main(argv=None):
-  import argparse
-
-  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ap.add_argument("--fetch", action="store_true", help="download and unpack Debian's freepats if absent")
-  args = ap.parse_args(argv)
-  try:
-    print(fetch() if args.fetch else path())
-  except PatchesUnavailable as e:
-    raise SystemExit(f"error: {e}") from None
+  soundfonts.cli(argv, __doc__, path, fetch, DEBIAN_PACKAGE)
 
 
 if __name__ == "__main__":

@@ -69,8 +69,11 @@ def path() -> str:
 
 
 def fetch() -> str:
-  """Downloads Debian's fluid-soundfont-gm with `apt-get download` and unpacks FluidR3_GM.sf2 into the cache."""
-  return unpack_debian(DEBIAN_PACKAGE, FILE, os.path.join(cache_root(), FILE), SoundfontUnavailable, ENV)
+  """Returns `path()`; where there is none, downloads Debian's fluid-soundfont-gm and unpacks FluidR3_GM.sf2 into the cache."""
+  try:
+    return path()
+  except SoundfontUnavailable:
+    return unpack_debian(DEBIAN_PACKAGE, FILE, os.path.join(cache_root(), FILE), SoundfontUnavailable, ENV)
 
 
 def unpack_debian(package: str, member: str, dest: str, error=RuntimeError, env: str = "") -> str:
@@ -250,30 +253,45 @@ def check() -> str:
 def preset(bank: int, program: int) -> bytes:
   """Returns a SoundFont of FluidR3's preset (bank, program) alone, cut once and then read from the cache."""
   p = check()
-  folder = os.path.join(cache_root(), f"fluidr3-{SHA256[:12]}")
-  dest = os.path.join(folder, f"b{bank:03d}p{program:03d}.sf2")
-  if not os.path.isfile(dest):
+
+  def cut():
     with open(p, "rb") as f:
-      small = subset(f.read(), [(bank, program)])
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
+      return subset(f.read(), [(bank, program)])
+
+  return cached(os.path.join(cache_root(), f"fluidr3-{SHA256[:12]}", f"b{bank:03d}p{program:03d}.sf2"), cut)
+
+
+def cached(dest: str, make) -> bytes:
+  """Returns the bytes of file `dest`, writing `make()` there first when it is absent.
+
+  Written atomically: processes making the same file at once all read a whole one.
+  """
+  if not os.path.isfile(dest):
+    data = make()
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dest), suffix=".part")
     with os.fdopen(fd, "wb") as f:
-      f.write(small)
-    os.replace(tmp, dest)  # atomic: processes cutting the same preset at once all read a whole file
+      f.write(data)
+    os.replace(tmp, dest)
   with open(dest, "rb") as f:
     return f.read()
 
 
-def main(argv=None):
+def cli(argv, doc: str, path_fn, fetch_fn, package: str) -> None:
+  """A library's command line: prints where it is, or with --fetch fetches it where absent; one line on error."""
   import argparse
 
-  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ap.add_argument("--fetch", action="store_true", help="download and unpack Debian's fluid-soundfont-gm if absent")
+  ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+  ap.add_argument("--fetch", action="store_true", help=f"download and unpack Debian's {package} if absent")
   args = ap.parse_args(argv)
   try:
-    print(fetch() if args.fetch else path())
+    print(fetch_fn() if args.fetch else path_fn())
   except SoundfontUnavailable as e:
     raise SystemExit(f"error: {e}") from None
+
+
+def main(argv=None):
+  cli(argv, __doc__, path, fetch, DEBIAN_PACKAGE)
 
 
 if __name__ == "__main__":
