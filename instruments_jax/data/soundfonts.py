@@ -7,6 +7,10 @@ every call, about 4.5 ms per MB here, so the embedded set never hands it the 148
 `preset(bank, program)` returns a SoundFont holding that one preset, its instruments and their
 samples (0.2-12 MB), cut from the big file once and kept in the cache folder.
 
+The SoundFont 2 writing here (`write`, `chunk`, `listed`), the cached-file write (`cached`),
+the Debian download (`unpack_debian`) and the command line (`cli`) also serve freepats.py, the
+third library.
+
 Where the big file comes from, first found first:
   1. $INSTRUMENTS_JAX_FLUIDR3 (a path to FluidR3_GM.sf2),
   2. /usr/share/sounds/sf2/FluidR3_GM.sf2 (Debian's and Ubuntu's `fluid-soundfont-gm`),
