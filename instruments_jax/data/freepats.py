@@ -228,8 +228,15 @@ def preset(bank: int, program: int) -> bytes:
         read[keys] = f.read()
     return convert(read, bank, program, name)
 
-  return soundfonts.cached(os.path.join(soundfonts.cache_root(), f"freepats-{SHA256[:12]}",
+  # keyed by the patches and by this file: a changed conversion never reads an old one's SoundFonts
+  return soundfonts.cached(os.path.join(soundfonts.cache_root(), f"freepats-{SHA256[:12]}-{_code()}",
                                         f"b{bank:03d}p{program:03d}.sf2"), make)
+
+
+@functools.lru_cache(maxsize=1)
+def _code() -> str:
+  with open(__file__, "rb") as f:
+    return hashlib.sha256(f.read()).hexdigest()[:8]
 
 
 def main(argv=None):
