@@ -38,3 +38,41 @@ def smoke_run(tmp_path_factory):
   cfg.model.backbone = "resnet50"
   train_and_evaluate(cfg, str(workdir))
   return workdir
+
+
+@pytest.fixture
+def stops_in_one_line():
+  """Checks that a train mix naming sound engine `engine`, and a validation holding it out, stop with a
+  DataError matching `why` (data/synth.py's check_mix, before any clip renders)."""
+
+  def check(engine, why):
+    from instruments_jax.configs import get_config
+    from instruments_jax.data import sources
+
+    cfg = get_config("smoke").data
+    cfg.synth_engines = f"soundfont,{engine}"
+    with pytest.raises(sources.DataError, match=f"data.path='synth': .*{why}"):
+      sources.open_split(cfg, "train")
+    cfg.synth_engines, cfg.validation_strategy, cfg.validation_engine = "soundfont,physical", "engine", engine
+    with pytest.raises(sources.DataError, match=f"data.validation_engine='{engine}': .*{why}"):
+      sources.train_validation(cfg)
+
+  return check
+
+
+@pytest.fixture
+def library_or_skip():
+  """Returns `module.check()` of a sample library (data/soundfonts.py, data/freepats.py), or skips; under CI,
+  whose .ci/run installs Debian's `package`, fails."""
+
+  def get(module, what: str, package: str):
+    from instruments_jax.data import soundfonts
+
+    try:
+      return module.check()
+    except soundfonts.SoundfontUnavailable as e:
+      if os.environ.get("CI"):
+        pytest.fail(f"CI needs {what} for its engine's tests (.ci/run installs {package}): {e}")
+      pytest.skip(f"{what} is not on this machine (apt-get install {package}, or set {module.ENV})")
+
+  return get

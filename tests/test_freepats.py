@@ -1,7 +1,6 @@
 """The third sample library (data/freepats.py): GUS patches made into SoundFonts, and the `freepats` engine."""
 
 import io
-import os
 import struct
 
 import numpy as np
@@ -50,14 +49,9 @@ def _peak_hz(x, sr):
 
 
 @pytest.fixture
-def library():
-  """The FreePats folder, or a skip (a failure under CI, whose .ci/run installs Debian's freepats)."""
-  try:
-    return freepats.check()
-  except freepats.PatchesUnavailable as e:
-    if os.environ.get("CI"):
-      pytest.fail(f"CI needs the FreePats patches for the freepats engine's tests (.ci/run installs freepats): {e}")
-    pytest.skip(f"FreePats is not on this machine (apt-get install freepats, or set {freepats.ENV})")
+def library(library_or_skip):
+  """The FreePats folder, or a skip (a failure under CI)."""
+  return library_or_skip(freepats, "the FreePats patches", "freepats")
 
 
 def test_a_patch_becomes_a_soundfont_that_plays_each_sample_on_its_keys_at_pitch():
@@ -91,7 +85,7 @@ def test_a_file_that_is_no_patch_or_stops_short_is_a_value_error_naming_it():
     freepats.samples(whole[:-10], "y.pat")
 
 
-def test_without_the_patches_the_error_says_how_to_get_it(tmp_path, monkeypatch):
+def test_without_the_patches_the_error_says_how_to_get_it(tmp_path, monkeypatch, stops_in_one_line):
   monkeypatch.setattr(freepats, "SYSTEM_PATH", str(tmp_path / "none"))
   monkeypatch.setenv("INSTRUMENTS_JAX_CACHE", str(tmp_path / "cache"))
   monkeypatch.delenv(freepats.ENV, raising=False)
@@ -110,13 +104,7 @@ def test_without_the_patches_the_error_says_how_to_get_it(tmp_path, monkeypatch)
   try:
     with pytest.raises(freepats.PatchesUnavailable, match="holds other patches than the FreePats"):
       freepats.check()
-    cfg = get_config("smoke").data
-    cfg.synth_engines = "soundfont,freepats"
-    with pytest.raises(sources.DataError, match="data.path='synth': .*holds other patches"):
-      sources.open_split(cfg, "train")
-    cfg.synth_engines, cfg.validation_strategy, cfg.validation_engine = "soundfont,physical", "engine", "freepats"
-    with pytest.raises(sources.DataError, match="data.validation_engine='freepats': .*holds other patches"):
-      sources.train_validation(cfg)
+    stops_in_one_line("freepats", "holds other patches")
   finally:
     freepats.check.cache_clear()
 

@@ -1,7 +1,6 @@
 """The second sample library (data/soundfonts.py): SoundFonts cut to one preset, and the `fluid` engine."""
 
 import io
-import os
 
 import numpy as np
 import pytest
@@ -30,14 +29,9 @@ def _render(bank: bytes, program: int, drum: bool = False) -> np.ndarray:
 
 
 @pytest.fixture
-def fluid():
-  """FluidR3_GM.sf2, or a skip (a failure under CI, whose .ci/run installs it)."""
-  try:
-    return soundfonts.check()
-  except soundfonts.SoundfontUnavailable as e:
-    if os.environ.get("CI"):
-      pytest.fail(f"CI needs FluidR3_GM.sf2 for the fluid engine's tests (.ci/run installs fluid-soundfont-gm): {e}")
-    pytest.skip(f"FluidR3_GM.sf2 is not on this machine (apt-get install fluid-soundfont-gm, or set {soundfonts.ENV})")
+def fluid(library_or_skip):
+  """FluidR3_GM.sf2, or a skip (a failure under CI)."""
+  return library_or_skip(soundfonts, "FluidR3_GM.sf2", "fluid-soundfont-gm")
 
 
 def test_a_cut_soundfont_plays_its_presets_exactly_as_the_whole_bank():
@@ -60,7 +54,7 @@ def test_cutting_a_preset_the_bank_lacks_or_a_file_that_is_no_soundfont_is_a_val
     soundfonts.subset(b"RIFF\0\0\0\0WAVE", [(0, 0)])
 
 
-def test_without_the_file_the_error_says_how_to_get_it(tmp_path, monkeypatch):
+def test_without_the_file_the_error_says_how_to_get_it(tmp_path, monkeypatch, stops_in_one_line):
   monkeypatch.setattr(soundfonts, "SYSTEM_PATH", str(tmp_path / "none.sf2"))
   monkeypatch.setenv("INSTRUMENTS_JAX_CACHE", str(tmp_path / "cache"))
   monkeypatch.delenv(soundfonts.ENV, raising=False)
@@ -77,13 +71,7 @@ def test_without_the_file_the_error_says_how_to_get_it(tmp_path, monkeypatch):
     with pytest.raises(soundfonts.SoundfontUnavailable, match="is not the FluidR3_GM.sf2"):
       soundfonts.check()
     # ... and a run whose train mix names fluid stops before any clip renders, in one line
-    cfg = get_config("smoke").data
-    cfg.synth_engines = "soundfont,fluid"
-    with pytest.raises(sources.DataError, match="data.path='synth': .*is not the FluidR3_GM.sf2"):
-      sources.open_split(cfg, "train")
-    cfg.synth_engines, cfg.validation_strategy, cfg.validation_engine = "soundfont,physical", "engine", "fluid"
-    with pytest.raises(sources.DataError, match="data.validation_engine='fluid': .*is not the FluidR3_GM.sf2"):
-      sources.train_validation(cfg)
+    stops_in_one_line("fluid", "is not the FluidR3_GM.sf2")
   finally:
     soundfonts.check.cache_clear()
 
