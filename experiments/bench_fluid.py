@@ -66,10 +66,10 @@ def main(argv=None):
   p.add_argument("--stereo", action="store_true", help="RMS over both channels instead of the mono mix: "
                  "`--first=8 --stereo` is how synth.FLUID_LEVEL was measured")
   a = p.parse_args(argv)
-  from instruments_jax.data import freepats
+  from instruments_jax.data import libraries
 
   tim = synth._soundfont()
-  library = freepats.preset if a.library == "freepats" else soundfonts.preset
+  library = libraries.module(a.library).preset
   other = open(a.other, "rb").read() if a.other else None
   by_family = {f: [] for f in synth.FAMILIES}
   for i in range(4000):
@@ -97,12 +97,12 @@ def main(argv=None):
       t_tim.append(tt)
       t_fl.append(tf)
       if other is not None or a.library == "freepats":
-        bank = other if other is not None else soundfonts.preset(128 if s.is_drum else 0, s.program)
+        # --other against TimGM6mb; FreePats against FluidR3
+        bank, ref = (other, x) if other is not None else (soundfonts.preset(128 if s.is_drum else 0, s.program), y)
         z, _ = _render(bank, midi, a.stereo)
-        x = y if other is None else x  # freepats against FluidR3
         z = z[:n] if len(z) >= n else np.pad(z, (0, n - len(z)))
-        o_corr.append(np.corrcoef(x, z)[0, 1])
-        o_dist.append(np.abs(_logmel(x) - _logmel(z)).mean())
+        o_corr.append(np.corrcoef(ref, z)[0, 1])
+        o_dist.append(np.abs(_logmel(ref) - _logmel(z)).mean())
     line = (f"{family:8s} {np.median(ratio):8.2f} {np.median(corr):6.2f} {np.mean(dist):6.1f} "
             f"{np.median(t_tim):7.1f} {np.median(t_fl):9.1f}")
     if o_corr:

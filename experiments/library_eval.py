@@ -19,7 +19,8 @@ import os
 import subprocess
 import sys
 
-from instruments_jax.data import synth
+from instruments_jax.data import libraries, synth
+
 
 def write(out: str, engine: str = "fluid") -> None:
   """Writes test and unseen rendered by `engine` (their BENCHMARK chains) unless `out` holds them."""
@@ -34,7 +35,7 @@ def main(argv=None):
   p = argparse.ArgumentParser()
   p.add_argument("runs", nargs="+")
   p.add_argument("--out", required=True, help="where the library-rendered splits are (written if absent)")
-  p.add_argument("--engine", default="fluid", choices=["fluid", "freepats"], help="the library that plays them")
+  p.add_argument("--engine", default="fluid", choices=libraries.ENGINES, help="the library that plays them")
   p.add_argument("--python", default=sys.executable)
   a = p.parse_args(argv)
   write(a.out, a.engine)

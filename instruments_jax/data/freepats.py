@@ -168,7 +168,7 @@ def convert(patches: dict, bank: int, program: int, name: str) -> bytes:
   t[b"inst"].append([name.encode()[:19], 0])
   drum = bank == 128
   for (lo, hi), data in sorted(patches.items()):
-    for k, s in enumerate(samples(data, name)):
+    for s in samples(data, name):
       if drum:
         keys, root = (lo, hi), float(lo)  # the drum plays at its recorded pitch on its key
       else:

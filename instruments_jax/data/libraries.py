@@ -12,20 +12,24 @@ from __future__ import annotations
 import argparse
 
 
-def _modules() -> dict:
+ENGINES = ("fluid", "freepats")  # the sound engines that play a sample library this machine must hold
+
+
+def module(engine: str):
+  """The module of a library engine (soundfonts.py for fluid, freepats.py): its path, fetch, check and preset."""
   from instruments_jax.data import freepats, soundfonts
 
-  return {"fluid": soundfonts, "freepats": freepats}
+  return {"fluid": soundfonts, "freepats": freepats}[engine]
 
 
 def needed(engines: str) -> list[str]:
   """The library engines of a comma-separated engine list, in its order."""
-  return [e for e in engines.split(",") if e in _modules()]
+  return [e for e in engines.split(",") if e in ENGINES]
 
 
 def ensure(engines: str) -> dict:
   """Maps each library engine of `engines` to its path, fetched where absent; raises SoundfontUnavailable."""
-  return {e: _modules()[e].fetch() for e in needed(engines)}
+  return {e: module(e).fetch() for e in needed(engines)}
 
 
 def main(argv=None):

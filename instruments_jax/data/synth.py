@@ -232,12 +232,12 @@ def check_mix(mix: Mix, classes=DEFAULT_CLASSES) -> Mix:
     if not _engines_of(c, mix.engines):
       raise ValueError(f"no engine of {', '.join(mix.engines)} renders {c}")
   # before any clip renders: a missing library is one line, not a worker's traceback
-  from instruments_jax.data import freepats, soundfonts
+  from instruments_jax.data import libraries, soundfonts
 
-  for e, check in (("fluid", soundfonts.check), ("freepats", freepats.check)):
-    if e in mix.engines:
+  for e in mix.engines:
+    if e in libraries.ENGINES:
       try:
-        check()
+        libraries.module(e).check()
       except soundfonts.SoundfontUnavailable as err:
         raise ValueError(str(err)) from None
   return mix
@@ -498,6 +498,7 @@ FLUID_LEVEL = {"guitar": 0.54, "drum": 0.80, "violin": 1.25, "piano": 0.60, "flu
 # FreePats' the same way (`experiments/bench_fluid.py --library=freepats --first=8 --stereo`).
 FREEPATS_LEVEL = {"guitar": 0.58, "drum": 0.81, "violin": 1.23, "piano": 0.60, "flute": 0.76, "trumpet": 0.69,
                   "cello": 0.79, "organ": 0.57}
+_LEVELS = {"fluid": FLUID_LEVEL, "freepats": FREEPATS_LEVEL}  # per library engine (libraries.ENGINES)
 
 
 @functools.lru_cache(maxsize=1)
@@ -622,11 +623,10 @@ def _dry(spec, start, end, preroll):
     if spec.engine == "soundfont":
       bank, level = _soundfont(), 1.0
     else:
-      from instruments_jax.data import freepats, soundfonts
+      from instruments_jax.data import libraries
 
-      library, levels = (freepats.preset, FREEPATS_LEVEL) if spec.engine == "freepats" else (soundfonts.preset,
-                                                                                            FLUID_LEVEL)
-      bank, level = library(128 if spec.is_drum else 0, spec.program), levels[spec.label]
+      bank = libraries.module(spec.engine).preset(128 if spec.is_drum else 0, spec.program)
+      level = _LEVELS[spec.engine][spec.label]
     wav, _ = sf.read(io.BytesIO(midirenderer.render_wave_from(bank, buf.getvalue())),
                      dtype="float32", always_2d=True)
     wav = wav[: n_render]
