@@ -76,3 +76,16 @@ def library_or_skip():
       pytest.skip(f"{what} is not on this machine (apt-get install {package}, or set {module.ENV})")
 
   return get
+
+
+@pytest.fixture
+def library_absent(tmp_path, monkeypatch):
+  """Makes a sample library (data/soundfonts.py, data/freepats.py) absent from every place its `path()` looks:
+  its system path and cache point into the test's folder, and its environment variable is unset."""
+
+  def hide(module, system_name: str):
+    monkeypatch.setattr(module, "SYSTEM_PATH", str(tmp_path / system_name))
+    monkeypatch.setenv("INSTRUMENTS_JAX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv(module.ENV, raising=False)
+
+  return hide

@@ -85,10 +85,8 @@ def test_a_file_that_is_no_patch_or_stops_short_is_a_value_error_naming_it():
     freepats.samples(whole[:-10], "y.pat")
 
 
-def test_without_the_patches_the_error_says_how_to_get_it(tmp_path, monkeypatch, stops_in_one_line):
-  monkeypatch.setattr(freepats, "SYSTEM_PATH", str(tmp_path / "none"))
-  monkeypatch.setenv("INSTRUMENTS_JAX_CACHE", str(tmp_path / "cache"))
-  monkeypatch.delenv(freepats.ENV, raising=False)
+def test_without_the_patches_the_error_says_how_to_get_it(tmp_path, monkeypatch, stops_in_one_line, library_absent):
+  library_absent(freepats, "none")
   with pytest.raises(freepats.PatchesUnavailable) as e:
     freepats.path()
   for hint in ("--fetch", "apt-get install freepats", freepats.ENV, "leave the engine out"):
@@ -170,15 +168,14 @@ def test_holding_freepats_out_validates_on_library_clips_that_never_train(librar
     assert ds.synth_header(int(i)).engine == synth.clip_header(0, "train", int(i), mix=four).engine
 
 
-def test_make_train_fetches_the_libraries_its_config_names_and_says_how_when_it_cannot(tmp_path, monkeypatch, capsys):
+def test_make_train_fetches_the_libraries_its_config_names_and_says_how_when_it_cannot(tmp_path, monkeypatch, capsys,
+                                                                                      library_absent):
   from instruments_jax.data import libraries, soundfonts
 
   assert libraries.needed("soundfont,fluid,physical,freepats") == ["fluid", "freepats"]
   assert libraries.needed("soundfont,physical,spectral") == [] and libraries.ensure("soundfont,physical") == {}
   # nowhere on the machine and no apt-get: one line naming the library and the ways to get it, no traceback
-  monkeypatch.setattr(freepats, "SYSTEM_PATH", str(tmp_path / "none"))
-  monkeypatch.setenv("INSTRUMENTS_JAX_CACHE", str(tmp_path / "cache"))
-  monkeypatch.delenv(freepats.ENV, raising=False)
+  library_absent(freepats, "none")
   monkeypatch.setattr(soundfonts.shutil, "which", lambda name: None)
   with pytest.raises(freepats.PatchesUnavailable, match="fetching freepats needs apt-get"):
     libraries.ensure("soundfont,freepats")

@@ -54,10 +54,8 @@ def test_cutting_a_preset_the_bank_lacks_or_a_file_that_is_no_soundfont_is_a_val
     soundfonts.subset(b"RIFF\0\0\0\0WAVE", [(0, 0)])
 
 
-def test_without_the_file_the_error_says_how_to_get_it(tmp_path, monkeypatch, stops_in_one_line):
-  monkeypatch.setattr(soundfonts, "SYSTEM_PATH", str(tmp_path / "none.sf2"))
-  monkeypatch.setenv("INSTRUMENTS_JAX_CACHE", str(tmp_path / "cache"))
-  monkeypatch.delenv(soundfonts.ENV, raising=False)
+def test_without_the_file_the_error_says_how_to_get_it(tmp_path, monkeypatch, stops_in_one_line, library_absent):
+  library_absent(soundfonts, "none.sf2")
   with pytest.raises(soundfonts.SoundfontUnavailable) as e:
     soundfonts.path()
   for hint in ("--fetch", "fluid-soundfont-gm", soundfonts.ENV, "synth_engines=soundfont,physical,spectral"):
