@@ -29,6 +29,7 @@ EP5 = "--config.train.epochs=5 --config.train.evaluation_epochs=5"  # the third 
 FIRST10 = f"{EP5} --config.data.max_clip_seconds=10"  # fifth round: clips read up to their first 10 s
 DROP = f"{FIRST10} --config.model.dropout=0.3"  # sixth round's base: the fifth round's choice
 FREEPATS = "--config.data.synth_engines=soundfont,physical,spectral,freepats"  # ninth round's mix
+MEL128_HOP1024 = "--config.audio.mel_bins=128 --config.audio.hop_size=1024"  # eleventh round: 128 bands, same pixels
 HOLD_OUT = "--config.data.validation_strategy=engine --config.data.validation_engine={engine}"  # --validation_engine
 CANDIDATES = {
     # the embedded set as it was: the soundfont only, dry
@@ -120,13 +121,10 @@ CANDIDATES = {
                            # recipe's 128 bands), at twice the pixels, and at the same pixels by halving the
                            # frame rate (hop 1024: 87 frames a 2 s window, the step's cost unchanged)
                            "-5ep+first10+drop0.3+freepats+mel128": f"{DROP} {FREEPATS} --config.audio.mel_bins=128",
-                           "-5ep+first10+drop0.3+freepats+mel128+hop1024": f"{DROP} {FREEPATS} "
-                                                                           "--config.audio.mel_bins=128 "
-                                                                           "--config.audio.hop_size=1024",
+                           "-5ep+first10+drop0.3+freepats+mel128+hop1024": f"{DROP} {FREEPATS} {MEL128_HOP1024}",
                            # ... and the second of them on the FreePats hold-out, without FreePats in training
                            # (the ninth round's reference mix): the two hold-outs above disagreed
-                           "-5ep+first10+drop0.3+mel128+hop1024": f"{DROP} --config.audio.mel_bins=128 "
-                                                                  "--config.audio.hop_size=1024",
+                           "-5ep+first10+drop0.3+mel128+hop1024": f"{DROP} {MEL128_HOP1024}",
                            }.items()
        for suffix, seed in (("", ""), ("-seed1", "--config.seed=1"))},
 }

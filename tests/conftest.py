@@ -83,8 +83,8 @@ def library_absent(tmp_path, monkeypatch):
   """Makes a sample library (data/soundfonts.py, data/freepats.py) absent from every place its `path()` looks:
   its system path and cache point into the test's folder, and its environment variable is unset."""
 
-  def hide(module, system_name: str):
-    monkeypatch.setattr(module, "SYSTEM_PATH", str(tmp_path / system_name))
+  def hide(module):
+    monkeypatch.setattr(module, "SYSTEM_PATH", str(tmp_path / "absent"))
     monkeypatch.setenv("INSTRUMENTS_JAX_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv(module.ENV, raising=False)
 

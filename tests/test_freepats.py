@@ -86,7 +86,7 @@ def test_a_file_that_is_no_patch_or_stops_short_is_a_value_error_naming_it():
 
 
 def test_without_the_patches_the_error_says_how_to_get_it(tmp_path, monkeypatch, stops_in_one_line, library_absent):
-  library_absent(freepats, "none")
+  library_absent(freepats)
   with pytest.raises(freepats.PatchesUnavailable) as e:
     freepats.path()
   for hint in ("--fetch", "apt-get install freepats", freepats.ENV, "leave the engine out"):
@@ -175,7 +175,7 @@ def test_make_train_fetches_the_libraries_its_config_names_and_says_how_when_it_
   assert libraries.needed("soundfont,fluid,physical,freepats") == ["fluid", "freepats"]
   assert libraries.needed("soundfont,physical,spectral") == [] and libraries.ensure("soundfont,physical") == {}
   # nowhere on the machine and no apt-get: one line naming the library and the ways to get it, no traceback
-  library_absent(freepats, "none")
+  library_absent(freepats)
   monkeypatch.setattr(soundfonts.shutil, "which", lambda name: None)
   with pytest.raises(freepats.PatchesUnavailable, match="fetching freepats needs apt-get"):
     libraries.ensure("soundfont,freepats")

@@ -55,7 +55,7 @@ def test_cutting_a_preset_the_bank_lacks_or_a_file_that_is_no_soundfont_is_a_val
 
 
 def test_without_the_file_the_error_says_how_to_get_it(tmp_path, monkeypatch, stops_in_one_line, library_absent):
-  library_absent(soundfonts, "none.sf2")
+  library_absent(soundfonts)
   with pytest.raises(soundfonts.SoundfontUnavailable) as e:
     soundfonts.path()
   for hint in ("--fetch", "fluid-soundfont-gm", soundfonts.ENV, "synth_engines=soundfont,physical,spectral"):
