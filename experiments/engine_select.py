@@ -125,6 +125,11 @@ CANDIDATES = {
                            # ... and the second of them on the FreePats hold-out, without FreePats in training
                            # (the ninth round's reference mix): the two hold-outs above disagreed
                            "-5ep+first10+drop0.3+mel128+hop1024": f"{DROP} {MEL128_HOP1024}",
+                           # twelfth round: the mean of the weights over the second half of training
+                           # (train.average_from, stochastic weight averaging), on quick's recipe and, for the
+                           # FreePats hold-out, on the ninth round's reference mix
+                           "-5ep+first10+drop0.3+freepats+avg0.5": f"{DROP} {FREEPATS} --config.train.average_from=0.5",
+                           "-5ep+first10+drop0.3+avg0.5": f"{DROP} --config.train.average_from=0.5",
                            }.items()
        for suffix, seed in (("", ""), ("-seed1", "--config.seed=1"))},
 }

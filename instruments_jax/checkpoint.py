@@ -251,7 +251,8 @@ def restore_weights(workdir: str, expected: dict | None = None) -> tuple[int, di
     if mismatch is None:
       with _quiet_orbax():
         state = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
-      return step, {"params": list(state["params"]), "model_state": list(state["model_state"])}
+      w = state.get("average", state)  # a run with train.average_from: its mean weights are the ones to use
+      return step, {"params": list(w["params"]), "model_state": list(w["model_state"])}
   except Exception as e:  # noqa: BLE001  (orbax, tensorstore and json raise many kinds on damaged files)
     _hush_reported(step_dir)
     older = sorted(set(steps) - {step}, reverse=True)

@@ -109,6 +109,8 @@ def load_config(workdir: str):
   saved.setdefault("model", {}).setdefault("width", 1.0)
   # ... and from before data.max_clip_seconds, on whole clips.
   saved["data"].setdefault("max_clip_seconds", 0.0)
+  # ... and from before train.average_from, on their last weights.
+  saved.setdefault("train", {}).setdefault("average_from", 0.0)
   dropped = []
 
   def overlay(target, values, prefix):

@@ -43,11 +43,42 @@ def make_optimizer(cfg, total_steps: int) -> tuple[optax.GradientTransformation,
   return tx, schedule
 
 
-def train_state(model, tx) -> dict:
-  """Returns the train state of a freshly built model: params, model state, optimizer state, step."""
+def train_state(model, tx, averages: bool = False) -> dict:
+  """Returns the train state of a freshly built model: params, model state, optimizer state, step.
+
+  `averages` adds "average": the running mean of params and model state (`average_start`).
+  """
   params = [v.value for v in model.trainable_variables]
-  return {"params": params, "model_state": [v.value for v in model.non_trainable_variables],
-          "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
+  state = {"params": params, "model_state": [v.value for v in model.non_trainable_variables],
+           "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
+  if averages:
+    state["average"] = {"params": list(params), "model_state": list(state["model_state"])}
+  return state
+
+
+def average_start(cfg, total_steps: int) -> int:
+  """The first step whose weights enter the mean `train.average_from` asks for; 0 when it is off.
+
+  f in (0, 1] averages the weights after steps ceil(f * total), ..., total (at least the last).
+  """
+  f = cfg.train.average_from
+  return 0 if f <= 0 else min(max(int(np.ceil(f * total_steps)), 1), max(total_steps, 1))
+
+
+def weights(state) -> tuple[list, list]:
+  """(params, model state) that evaluation and inference use: the running mean when the run keeps one."""
+  w = state.get("average", state)
+  return w["params"], w["model_state"]
+
+
+def _running_mean(average, new, n):
+  """Folds `new` into a mean of n - 1 values (n <= 1: restarts it at `new`); integer leaves (seed states) follow
+  `new`."""
+  def fold(a, x):
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+      return x
+    return (a + (x - a) / jnp.maximum(n, 1).astype(x.dtype)).astype(x.dtype)
+  return jax.tree.map(fold, average, new)
 
 
 def make_mesh():
@@ -70,8 +101,11 @@ def replicate(tree, mesh):
   return jax.device_put(tree, NamedSharding(mesh, P()))
 
 
-def make_steps(model, tx, cfg, seed: int = 0, predict_model=None, donate: bool = True):
+def make_steps(model, tx, cfg, seed: int = 0, predict_model=None, donate: bool = True, average_from: int = 0):
   """Returns (train_step, predict), jitted: the Keras model called as a pure function.
+
+  With `average_from` (a step, `average_start`), the step also keeps state["average"]: the mean of the
+  weights after steps average_from, ..., now (before it, the current weights).
 
   `predict(params, model_state, x)` returns probabilities; it runs `predict_model`
   (the same weights in the inference precision) when one is given.
@@ -93,7 +127,11 @@ def make_steps(model, tx, cfg, seed: int = 0, predict_model=None, donate: bool =
     (loss, model_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
-    return {"params": params, "model_state": model_state, "opt_state": opt_state, "step": state["step"] + 1}, loss
+    new = {"params": params, "model_state": model_state, "opt_state": opt_state, "step": state["step"] + 1}
+    if average_from:
+      n = new["step"] - average_from + 1  # the weights of this step are the n-th of the mean
+      new["average"] = _running_mean(state["average"], {"params": params, "model_state": model_state}, n)
+    return new, loss
 
   def predict(params, model_state, x):
     logits, _ = predict_model.stateless_call(params, model_state, x, training=False)
@@ -132,6 +170,7 @@ def setup(cfg, total_steps: int, seed: int = 0, donate: bool = True, evaluates: 
     predict_model = build_model(cfg, mixed_precision=cfg.prediction.mixed_precision, load_weights=False)
   tx, schedule = make_optimizer(cfg, total_steps)
   mesh = make_mesh()
-  state = replicate(train_state(model, tx), mesh)
-  train_step, predict = make_steps(model, tx, cfg, seed, predict_model, donate)
+  start = average_start(cfg, total_steps)
+  state = replicate(train_state(model, tx, averages=bool(start)), mesh)
+  train_step, predict = make_steps(model, tx, cfg, seed, predict_model, donate, start)
   return Setup(model, tx, schedule, mesh, state, train_step, predict)

@@ -243,7 +243,7 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
     t0 = time.time()
     def predict_fn(x):
       cli.check_stop()  # after the loop a stop abandons the test evaluation, even one whose first raise was lost
-      return gather(s.predict(state["params"], state["model_state"], step.shard(x, s.mesh)))
+      return gather(s.predict(*step.weights(state), step.shard(x, s.mesh)))
 
     probs, _ = metrics.predict_clips(predict_fn, ds, idx, cfg, cache=feature_cache,
                                      batches=validation_batches if split == "validation" else None)

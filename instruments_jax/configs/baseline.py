@@ -103,6 +103,7 @@ def get_config():
   c.train.warmup_epochs = 0.0
   c.train.gradient_clip = 0.0
   c.train.grad_accumulation = 1
+  c.train.average_from = 0.0  # 0: the last weights; f in (0, 1]: the mean of the weights from f of training on
   c.train.loss = "bce"  # bce (seed) | softmax
   c.train.mixed_precision = True  # environment.mixed_precision_training
   c.train.log_every_steps = 10

@@ -277,6 +277,9 @@ FIELDS: dict[str, Field] = {
     "train.warmup_epochs": Field(float, "linear warm-up from 0 before the cosine, epochs", _NONNEG),
     "train.gradient_clip": Field(float, "global-norm gradient clipping; 0 is off", _NONNEG),
     "train.grad_accumulation": Field(int, "steps whose gradients make one update", _AT_LEAST_1),
+    "train.average_from": Field(float, "evaluate, save for inference and export the mean of the weights after "
+                                "every step from this fraction of training on (stochastic weight averaging; "
+                                "BatchNorm statistics too); 0 is off: the last weights", _PROB),
     "train.loss": Field(str, "per-class sigmoid BCE (the recipe's) or softmax cross-entropy", OneOf("bce", "softmax")),
     "train.mixed_precision": Field(bool, "train in mixed bfloat16 (float32 weights)"),
     "train.log_every_steps": Field(int, "log loss and throughput every this many steps", _AT_LEAST_1),
