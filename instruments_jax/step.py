@@ -52,7 +52,8 @@ def train_state(model, tx, averages: bool = False) -> dict:
   state = {"params": params, "model_state": [v.value for v in model.non_trainable_variables],
            "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
   if averages:
-    state["average"] = {"params": list(params), "model_state": list(state["model_state"])}
+    # copies: the step donates the state, and one buffer may not be donated twice
+    state["average"] = jax.tree.map(jnp.copy, {"params": params, "model_state": state["model_state"]})
   return state
 
 

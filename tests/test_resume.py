@@ -102,6 +102,23 @@ def test_sigkill_then_rerun_ends_bitwise_equal_with_balanced_sampling_of_a_10_to
       kill_after_step=2)
 
 
+def test_sigkill_then_rerun_ends_bitwise_equal_with_the_mean_of_the_weights(tmp_path):
+  # train.average_from keeps a running mean in the train state: a resume restores it, and what a run's
+  # classifier loads is that mean, not the last weights.
+  import orbax.checkpoint as ocp
+
+  _sigkill_and_rerun_matches_a_straight_run(tmp_path, "--config.train.average_from=0.5")
+  run = tmp_path / "straight"
+  directory = run / "checkpoints"
+  last = max(int(n) for n in os.listdir(directory) if n.isdigit())
+  saved = ocp.CheckpointManager(str(directory)).restore(last, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore())).state
+  loaded = instruments_jax.load_classifier(str(run)).params
+  for a, b in zip(loaded["params"], saved["average"]["params"], strict=True):
+    np.testing.assert_array_equal(a, b)
+  assert any(not np.array_equal(a, b) for a, b in zip(loaded["params"], saved["params"]))
+
+
 def test_sigterm_writes_a_checkpoint_and_exits_0(tmp_path):
   proc = _train(tmp_path)
   _wait_for_checkpoint(tmp_path, 2, proc)

@@ -54,3 +54,33 @@ def test_setup_builds_an_inference_model_in_the_prediction_precision():
   a = np.asarray(s.predict(s.state["params"], s.state["model_state"], x))
   b = np.asarray(fp32.predict(s.state["params"], s.state["model_state"], x))
   assert not np.array_equal(a, b) and np.allclose(a, b, atol=0.05)  # bf16 compute, same weights
+
+
+def test_average_start_is_the_first_step_of_the_mean_and_0_when_off():
+  cfg = get_config("smoke")
+  assert step.average_start(cfg, 10) == 0  # off in every shipped config
+  for f, want in ((0.5, 5), (1.0, 10), (1e-6, 1), (0.31, 4)):
+    cfg.train.average_from = f
+    assert step.average_start(cfg, 10) == want, f
+
+
+def test_average_from_keeps_the_mean_of_the_weights_from_its_step_on():
+  import jax
+
+  cfg = get_config("smoke")
+  cfg.train.average_from = 0.5  # of 6 steps: the weights after steps 3, 4, 5 and 6
+  s = step.setup(cfg, total_steps=6, donate=False)
+  rng = np.random.default_rng(0)
+  state, after = s.state, []
+  for _ in range(6):
+    x = rng.normal(-40, 15, (4, 32, 65, 1)).astype(np.float32)
+    state, _ = s.train_step(state, step.shard(x, s.mesh), step.shard(np.arange(4, dtype=np.int32), s.mesh))
+    after.append(jax.device_get({"params": state["params"], "model_state": state["model_state"]}))
+  params, model_state = step.weights(state)
+  for kind, got in (("params", params), ("model_state", model_state)):
+    for k, value in enumerate(got):
+      want = np.mean([a[kind][k] for a in after[2:]], axis=0)
+      np.testing.assert_allclose(np.asarray(value), want, rtol=1e-5, atol=1e-6)
+  assert not np.allclose(np.asarray(params[0]), after[-1]["params"][0])  # the mean, not the last weights
+  off = step.setup(get_config("smoke"), total_steps=6)
+  assert "average" not in off.state and step.weights(off.state)[0] is off.state["params"]
