@@ -130,6 +130,9 @@ CANDIDATES = {
                            # FreePats hold-out, on the ninth round's reference mix
                            "-5ep+first10+drop0.3+freepats+avg0.5": f"{DROP} {FREEPATS} --config.train.average_from=0.5",
                            "-5ep+first10+drop0.3+avg0.5": f"{DROP} --config.train.average_from=0.5",
+                           # ... and cnn8 at width 1.5 (the fourth round's best on the physical hold-out, set
+                           # aside then for the minutes of an AVX2 machine), on the same base and hold-outs
+                           "-5ep+first10+drop0.3+freepats+w1.5": f"{DROP} {FREEPATS} --config.model.width=1.5",
                            }.items()
        for suffix, seed in (("", ""), ("-seed1", "--config.seed=1"))},
 }
