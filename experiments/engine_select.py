@@ -133,6 +133,7 @@ CANDIDATES = {
                            # ... and cnn8 at width 1.5 (the fourth round's best on the physical hold-out, set
                            # aside then for the minutes of an AVX2 machine), on the same base and hold-outs
                            "-5ep+first10+drop0.3+freepats+w1.5": f"{DROP} {FREEPATS} --config.model.width=1.5",
+                           "-5ep+first10+drop0.3+w1.5": f"{DROP} --config.model.width=1.5",  # the FreePats hold-out
                            }.items()
        for suffix, seed in (("", ""), ("-seed1", "--config.seed=1"))},
 }
