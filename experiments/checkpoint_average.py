@@ -21,6 +21,7 @@ import numpy as np
 from instruments_jax import checkpoint, metrics
 from instruments_jax.classifier import load_classifier
 from instruments_jax.data import cache, sources
+from engine_select import _row  # experiments/ is this script's folder: the same row format as engine_select
 
 
 def _weights(run: str, step: int) -> dict:
@@ -31,12 +32,6 @@ def _weights(run: str, step: int) -> dict:
                                 options=ocp.CheckpointManagerOptions(create=False))
     state = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
   return {"params": list(state["params"]), "model_state": list(state["model_state"])}
-
-
-def _row(m) -> str:
-  pc = m["per_class"]
-  return (f"{m['accuracy']:.4f} / {m['macro_f1']:.4f} / {m['roc_auc']:.4f} / "
-          f"{pc['guitar']['recall']:.2f} / {pc['piano']['recall']:.2f}")
 
 
 def main(argv=None):
