@@ -7,7 +7,8 @@ Each candidate trains with `data.validation_strategy=engine`: the clips the benc
 gives the physical engine never train, and those of them in fold 4 (181 clips, the same
 for every candidate, chains included) validate (with `--validation_engine=fluid`: the clips the
 benchmark plus the second sample library gives that library, rendered by it); `quick`'s seed and epochs unless the candidate
-sets them (the third round runs each candidate at seeds 0 and 1 and chooses on the mean). The table's validation columns are what the choice reads; test and unseen are
+sets them (the third round runs each candidate at seeds 0 and 1 and chooses on the mean; seeds 2 and 3 measure
+how far the reference moves by chance). The table's validation columns are what the choice reads; test and unseen are
 printed beside them, and `--unseen` is passed once, after the choice. A finished run is not
 trained again. Rows go to stdout as a Markdown table with the command of each. With
 `--cache_dir`, the first run renders every clip whole into that feature cache and the rest cut
@@ -135,7 +136,7 @@ CANDIDATES = {
                            "-5ep+first10+drop0.3+freepats+w1.5": f"{DROP} {FREEPATS} --config.model.width=1.5",
                            "-5ep+first10+drop0.3+w1.5": f"{DROP} --config.model.width=1.5",  # the FreePats hold-out
                            }.items()
-       for suffix, seed in (("", ""), ("-seed1", "--config.seed=1"))},
+       for suffix, seed in (("", ""), *((f"-seed{k}", f"--config.seed={k}") for k in (1, 2, 3)))},
 }
 
 

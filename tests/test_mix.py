@@ -108,6 +108,20 @@ def test_engine_validation_holds_a_whole_engine_out_and_validates_every_recipe_o
   assert all(ds2.synth_spec(int(i)).chain is None for i in train2[:100])
 
 
+def test_engine_validation_on_every_fold_validates_every_held_out_clip():
+  one = _data_cfg(validation_strategy="engine", validation_engine="physical", data_sample=1.0)
+  every = _data_cfg(validation_strategy="engine", validation_engine="physical", data_sample=1.0, validation_fold=-1)
+  _, train, val = sources.train_validation(one)
+  ds, train_all, val_all = sources.train_validation(every)
+  assert np.array_equal(train, train_all)  # the same clips train either way
+  assert set(val.tolist()) < set(val_all.tolist()) and len(val_all) > 4 * len(val)
+  assert set(val_all.tolist()) | set(train.tolist()) == set(range(len(ds)))  # every held-out clip validates
+  with pytest.raises(configs.ConfigError, match=r"validation_fold=-1: -1 .* validation_strategy=engine"):
+    cfg = get_config("quick")
+    cfg.data.validation_fold = -1
+    configs.validate(cfg)
+
+
 def test_a_clip_keeps_its_engine_in_a_smaller_mix_that_allows_it():
   for i in range(100):
     full = synth.clip_spec(0, "train", i, mix=synth.BENCHMARK)

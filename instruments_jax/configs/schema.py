@@ -250,7 +250,8 @@ FIELDS: dict[str, Field] = {
                                     "clips of the benchmark mix validate; fluid or freepats, in no benchmark clip, "
                                     "those the benchmark with it added would give it)", OneOf(*ENGINES)),
     "data.num_folds": Field(int, "k of the stratified k-fold split", Range(2)),
-    "data.validation_fold": Field(int, "the fold held out for validation", _NONNEG),
+    "data.validation_fold": Field(int, "the fold held out for validation; -1 with validation_strategy=engine: "
+                                  "every clip of the held-out engine", Range(-1)),
     "data.fold_seed": Field(int, "seed of the fold split and of data_sample's subsampling", _NONNEG),
     "data.data_sample": Field(float, "fraction of each class's train and validation clips used",
                               Range(0, 1, lo_open=True)),
@@ -358,6 +359,9 @@ def _fold_in_range(v, _):
   fold, k = v["data.validation_fold"], v["data.num_folds"]
   if fold >= k:
     return f"data.validation_fold={fold!r}: must be in 0..{k - 1} (data.num_folds={k})"
+  if fold < 0 and v["data.validation_strategy"] != "engine":
+    return (f"data.validation_fold={fold!r}: -1 (every held-out clip) is for validation_strategy=engine, not "
+            f"{v['data.validation_strategy']!r}; choose a fold in 0..{k - 1}")
   return None
 
 
@@ -426,7 +430,8 @@ RULES: tuple[Rule, ...] = (
     Rule(("data.validation_strategy", "data.path"), "programs and engine need data.path=synth", _programs_need_synth),
     Rule(("data.validation_engine", "data.synth_engines", "data.validation_strategy"),
          "leaves data.synth_engines another engine to train on", _held_engine_in_mix),
-    Rule(("data.validation_fold", "data.num_folds"), "< data.num_folds", _fold_in_range),
+    Rule(("data.validation_fold", "data.num_folds", "data.validation_strategy"),
+         "< data.num_folds; -1 only with validation_strategy=engine", _fold_in_range),
     Rule(("data.sampling", "data.length_buckets"), "natural while data.length_buckets are set",
          _balanced_without_buckets),
     Rule(("train.batch_size",), "a multiple of the device count", _batch_over_devices),

@@ -529,8 +529,8 @@ def engine_split(dataset: Dataset, data_cfg) -> tuple[Dataset, np.ndarray, np.nd
   own mix: every candidate validates on the same clips. An engine the benchmark lacks (the sample
   libraries fluid and freepats) holds out the clips that the benchmark with it added would give
   it, drawn from that mix. Those in the k-fold fold
-  `data.validation_fold` validate (all of them would make a validation pass five times
-  longer for little more certainty); none trains. The other clips train on the recipe's
+  `data.validation_fold` validate, or with -1 all of them (five times the clips: a score that moves
+  less by chance, RESULTS.md, "twelfth round"); none trains. The other clips train on the recipe's
   mix without that engine (a clip keeps its engine when the mix still allows it). The
   model never hears the engine while training, so its validation score says how a recipe
   carries over to a way of making sound it has not met: recipes are chosen on it without
@@ -554,10 +554,10 @@ def engine_split(dataset: Dataset, data_cfg) -> tuple[Dataset, np.ndarray, np.nd
       raise DataError(f"data.validation_engine={engine!r}: {e}") from None
   bench = dataclasses.replace(dataset, synth_mix=held_mix)
   held = np.array([bench.synth_header(i).engine == engine for i in range(len(dataset))])
-  _, fold = kfold_split(dataset.labels, data_cfg.num_folds, data_cfg.validation_fold, data_cfg.fold_seed)
-  val = np.zeros(len(dataset), bool)
-  val[fold] = True
-  val &= held
+  val = held.copy()
+  if data_cfg.validation_fold >= 0:
+    _, fold = kfold_split(dataset.labels, data_cfg.num_folds, data_cfg.validation_fold, data_cfg.fold_seed)
+    val &= np.isin(np.arange(len(dataset)), fold)
   missing = [c for k, c in enumerate(dataset.classes) if not np.any(val & (dataset.labels == k))]
   if missing:
     raise DataError(f"data.validation_engine={engine!r} renders no validation clip of {', '.join(missing)}: those "
