@@ -1,7 +1,7 @@
 r"""Chooses `quick`'s recipe on a held-out sound engine, then scores test and unseen (issue 15).
 
     python experiments/engine_select.py --runs=runs/engine_select [--only=a,b] [--unseen] [--cache_dir=DIR]
-        [--validation_engine=physical|fluid|freepats]
+        [--validation_engine=physical|fluid|freepats] [--validation_fold=-1]
 
 Each candidate trains with `data.validation_strategy=engine`: the clips the benchmark mix
 gives the physical engine never train, and those of them in fold 4 (181 clips, the same
@@ -175,8 +175,12 @@ def main(argv=None):
   p.add_argument("--validation_engine", default="physical",
                  help="the engine held out: physical (a model engine), or fluid or freepats (a sample library the "
                       "benchmark lacks: the clips the benchmark with it added gives it validate, rendered by it)")
+  p.add_argument("--validation_fold", type=int, default=None,
+                 help="the fold of the held-out clips that validates (quick's: 4); -1: every held-out clip")
   a = p.parse_args(argv)
   hold_out = HOLD_OUT.format(engine=a.validation_engine)
+  if a.validation_fold is not None:
+    hold_out += f" --config.data.validation_fold={a.validation_fold}"
   os.makedirs(a.runs, exist_ok=True)
   names = [n for n in CANDIDATES if not a.only or n in a.only.split(",")]
   for name in names:
