@@ -18,9 +18,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from instruments_jax import checkpoint, metrics
+from instruments_jax import checkpoint
 from instruments_jax.classifier import load_classifier
-from instruments_jax.data import cache, sources
+from instruments_jax.data import sources
+from instruments_jax.evaluate import scores
 from engine_select import _row  # experiments/ is this script's folder: the same row format as engine_select
 
 
@@ -53,10 +54,7 @@ def main(argv=None):
         continue
       avg = jax.tree.map(lambda *xs: jnp.asarray(np.mean([np.asarray(x, np.float32) for x in xs], 0),
                                                  np.asarray(xs[0]).dtype), *kept[-k:])
-      probs, _ = metrics.predict_clips(dataclasses.replace(clf, params=avg).chunk_predictor(), ds, idx, cfg,
-                                       cache=cache.from_config(cfg.data, cfg.audio))
-      cols.append(_row(metrics.classification_metrics(probs, ds.target(idx), cfg.train.loss, clf.classes,
-                                                      detailed=True)))
+      cols.append(_row(scores(dataclasses.replace(clf, params=avg), ds, idx)[1]))
     print(f"| {run} (steps {', '.join(map(str, steps))}) | {' | '.join(cols)} |", flush=True)
 
 

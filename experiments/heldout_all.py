@@ -15,9 +15,9 @@ import argparse
 
 from engine_select import _row  # experiments/ is this script's folder
 
-from instruments_jax import metrics
 from instruments_jax.classifier import load_classifier
-from instruments_jax.data import cache, sources
+from instruments_jax.data import sources
+from instruments_jax.evaluate import scores
 
 
 def main(argv=None):
@@ -33,8 +33,7 @@ def main(argv=None):
     with cfg.unlocked():
       cfg.data.validation_fold = -1
     ds, idx = sources.split(cfg.data, "validation", cfg.data.path)
-    probs, _ = metrics.predict_clips(clf.chunk_predictor(), ds, idx, cfg, cache=cache.from_config(cfg.data, cfg.audio))
-    m = metrics.classification_metrics(probs, ds.target(idx), cfg.train.loss, clf.classes, detailed=True)
+    _, m = scores(clf, ds, idx)
     print(f"| {run} | {cfg.data.validation_engine} | {len(idx)} | {_row(m)} |", flush=True)
 
 

@@ -251,8 +251,10 @@ def restore_weights(workdir: str, expected: dict | None = None) -> tuple[int, di
     if mismatch is None:
       with _quiet_orbax():
         state = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
-      w = state.get("average", state)  # a run with train.average_from: its mean weights are the ones to use
-      return step, {"params": list(w["params"]), "model_state": list(w["model_state"])}
+      from instruments_jax import step as step_lib  # the one rule for which weights a state's user gets
+
+      params, model_state = step_lib.weights(state)  # with train.average_from: the running mean
+      return step, {"params": list(params), "model_state": list(model_state)}
   except Exception as e:  # noqa: BLE001  (orbax, tensorstore and json raise many kinds on damaged files)
     _hush_reported(step_dir)
     older = sorted(set(steps) - {step}, reverse=True)

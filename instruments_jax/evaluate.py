@@ -22,6 +22,17 @@ from instruments_jax.classifier import load_classifier
 from instruments_jax.data import cache, sources
 
 
+def scores(clf, dataset, indices, data: str | None = None):
+  """Returns (clip probabilities, detailed scores) of classifier `clf` on `indices` of `dataset` from `data`
+  (default: its config's data.path), through the feature cache its config names."""
+  cfg = clf.config
+  probs, _ = metrics.predict_clips(clf.chunk_predictor(), dataset, indices, cfg,
+                                   cache=cache.from_config(cfg.data, cfg.audio, data))
+  m = metrics.classification_metrics(probs, dataset.target(indices), cfg.train.loss, clf.classes,
+                                     cfg.prediction.probability_threshold, detailed=True)
+  return probs, m
+
+
 def evaluate_run(workdir: str, data: str | None = None, split: str = "test", out_dir: str | None = None,
                  report: str | None = "") -> dict:
   """Evaluates the newest checkpoint in `workdir` on a split; writes eval_<split>.json, the figures and the report.
@@ -34,12 +45,8 @@ def evaluate_run(workdir: str, data: str | None = None, split: str = "test", out
   out_dir = out_dir or workdir
   os.makedirs(out_dir, exist_ok=True)  # before the work, so a folder that cannot be made fails at once
   dataset, indices = sources.split(cfg.data, split, data)
-  probs, _ = metrics.predict_clips(clf.chunk_predictor(), dataset, indices, cfg,
-                                   cache=cache.from_config(cfg.data, cfg.audio, data))
-  targets = dataset.target(indices)
-  clip_loss = losses.clip_losses(probs, targets, cfg.train.loss)
-  m = metrics.classification_metrics(probs, targets, cfg.train.loss, clf.classes,
-                                     cfg.prediction.probability_threshold, detailed=True)
+  probs, m = scores(clf, dataset, indices, data)
+  clip_loss = losses.clip_losses(probs, dataset.target(indices), cfg.train.loss)
   m.update(split=split, data=data, workdir=workdir, step=clf.step)
   suffix = "" if split == "validation" else f"_{split}"
   title = f"{split} ({data}): accuracy {m['accuracy']:.3f}, ROC-AUC {m['roc_auc']:.3f}, mAP {m['map']:.3f}"
