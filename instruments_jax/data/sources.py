@@ -504,15 +504,15 @@ def program_split(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
   """Returns (train, validation) of the synth train split, validation = one held-out voice per class and engine.
 
   For choosing augmentation without looking at the `unseen` split: the last "seen" program
-  of each class (e.piano 1, overdrive guitar, fiddle, brush kit) and the last seen voice
+  of each class (harpsichord, overdrive guitar, fiddle, brush kit) and the last seen voice
   of each model engine never train.
   """
   from instruments_jax.data import engines
 
   if dataset.synth_split is None:
     raise DataError("validation_strategy=programs needs the embedded synth set (data.path=synth)")
-  distinct = {label: list(dict.fromkeys(pool)) for label, pool in synth.PROGRAMS["seen"].items()}  # piano: 0 twice
-  held = {(e, label): pool[-1] for e in engines.SAMPLED for label, pool in distinct.items() if len(pool) > 1}
+  held = {(e, label): pool[-1] for e in engines.SAMPLED for label, pool in synth.PROGRAMS["seen"].items()
+          if len(pool) > 1}
   for e in dataset.synth_mix.engines:
     if e not in engines.SAMPLED:
       held.update({(e, label): pool[-1] for label, pool in engines.VOICES[e]["seen"].items() if len(pool) > 1})

@@ -31,9 +31,8 @@ Programs (GM bank 0 of TimGM6mb.sf2; drum kits bank 128):
            29 overdrive
   drum     kits 0 standard, 16 power, 25 TR-808, 40 brush  kits 8 room, 24 electronic, 32 jazz, 48 orchestra
   violin   40 violin, 110 fiddle                           44 tremolo strings, 45 pizzicato
-  piano    0 grand (drawn twice as often), 2 electric      1 bright, 3 honky-tonk, 5 e.piano 2
-           grand, 4 e.piano 1 (harpsichord, a plucked
-           string, is not a piano)
+  piano    0 grand, 2 electric grand, 4 e.piano 1,         1 bright, 3 honky-tonk, 5 e.piano 2
+           6 harpsichord
   flute    73 flute, 72 piccolo, 75 pan flute              74 recorder
   trumpet  56 trumpet, 61 brass section                    59 muted trumpet
   cello    42 cello                                        43 contrabass
@@ -89,10 +88,7 @@ _SPLIT_IDS = {"train": 1, "test": 2, "unseen": 3}
 # module docstring says why these.
 PROGRAMS = {
     "seen": {
-        # acoustic grand, electric grand, e.piano 1, acoustic grand: one in four as before, so every other clip
-        # keeps its draws; the fourth was the harpsichord (6), a plucked string (BUILD_NOTES.md, "A harpsichord
-        # is not a piano").
-        "piano": (0, 2, 4, 0),
+        "piano": (0, 2, 4, 6),  # acoustic grand, electric grand, e.piano 1, harpsichord
         "guitar": (24, 25, 27, 29),  # nylon, steel, clean electric, overdrive
         "violin": (40, 110),  # violin, fiddle
         "drum": (0, 16, 25, 40),  # standard, power, TR-808, brush kits
