@@ -7,9 +7,9 @@ clips the workers render instead of decode), and through the on-disk feature cac
 on a user's folder). Kill moments are drawn from a seeded
 generator among: a time after the start (imports, data checks, cache fill, compilation), the middle
 of a training step, the middle of a checkpoint write (a temporary checkpoint directory exists),
-validation, and the test evaluation; a time that a run ends before (a short rerun on a fast machine) is
-tried again on a fresh run, inside the length of the one that ended. Set FAULT_REPORT=FILE to write the moments tried and their
-outcomes as JSON (experiments/RESULTS.md records one).
+validation, and the test evaluation; a time that a run ends before (a short rerun on a fast machine)
+is tried again on a fresh run, inside the length of the one that ended. Set FAULT_REPORT=FILE to write
+the moments tried and their outcomes as JSON (experiments/RESULTS.md records one).
 """
 
 import json
@@ -61,7 +61,7 @@ class _Run:
 
 
 def _kill_at(run: _Run, kind: str, rng: np.random.Generator, workdir, steps_per_epoch: int, total: int,
-             latest: float = 12.0) -> str:
+             latest: float) -> str:
   """SIGKILLs `run` at a moment of `kind` (a "time" at most `latest` s after its start); returns what happened
   (the moment, or that the run ended first)."""
   epoch_end = re.compile(r"step (%s)/%d " % ("|".join(str(e) for e in range(steps_per_epoch, total + 1,
@@ -164,7 +164,7 @@ def _chain(tmp_path, name, data_args, seed):
     else:
       kinds = DONE_KINDS if done else TRAINING_KINDS
       kind = kinds[int(rng.integers(len(kinds)))]
-    latest = 12.0
+    latest = 12.0  # a first try's time: 0.5-12 s after the start
     for tries in range(1, 4):
       run = _Run(_args(killed_dir, data_args(f"{name}_killed")))
       outcome = _kill_at(run, kind, rng, killed_dir, steps_per_epoch, total, latest)
