@@ -140,6 +140,9 @@ CANDIDATES = {
                            "-5ep+first10+drop0.3+freepats+voices0.25": f"{DROP} {FREEPATS} "
                                                                        "--config.data.synth_voice_spread=0.25",
                            "-5ep+first10+drop0.3+voices0.25": f"{DROP} --config.data.synth_voice_spread=0.25",
+                           # fourteenth round: PANNs' head (the mean over frequency, then max + mean over time)
+                           "-5ep+first10+drop0.3+freepats+panns": f"{DROP} {FREEPATS} --config.model.pool=panns",
+                           "-5ep+first10+drop0.3+panns": f"{DROP} --config.model.pool=panns",  # the FreePats hold-out
                            }.items()
        for suffix, seed in (("", ""), *((f"-seed{k}", f"--config.seed={k}") for k in (1, 2, 3)))},
 }

@@ -46,8 +46,23 @@ def cnn8(include_top=False, weights=None, input_shape=None, pooling="avg", width
       x = keras.layers.ReLU(name=f"block{block + 1}_relu{conv + 1}")(x)
     if block < len(widths) - 1:
       x = keras.layers.AveragePooling2D(2, padding="same", name=f"block{block + 1}_pool")(x)
+  if pooling is None:  # the last feature map, as keras.applications gives it
+    return keras.Model(inputs, x, name="cnn8")
   pool = {"avg": keras.layers.GlobalAveragePooling2D, "max": keras.layers.GlobalMaxPooling2D}[pooling]
   return keras.Model(inputs, pool(name="pool")(x), name="cnn8")
+
+
+def panns_pool(x):
+  """The head of PANNs' CNNs (Kong et al. 2020): the mean over frequency, then the max plus the mean over time.
+
+  `x` is a backbone's last feature map [B, freq, time, C]. The max over time keeps the
+  strongest moment (an onset, a pluck) that a mean over the whole map spreads thin; the
+  mean keeps how the rest of the clip sounds. Built-in layers only, so a .keras export still
+  opens without this package, and any number of frames goes through.
+  """
+  x = keras.layers.AveragePooling2D((x.shape[1], 1), name="frequency_mean")(x)  # [B, 1, time, C]
+  return keras.layers.Add(name="time_max_plus_mean")([keras.layers.GlobalMaxPooling2D(name="time_max")(x),
+                                                      keras.layers.GlobalAveragePooling2D(name="time_mean")(x)])
 
 
 # model.backbone; configs.validate checks the name
@@ -104,8 +119,9 @@ def build_model(cfg, input_shape: tuple | None = None, mixed_precision: bool | N
   try:
     width = float(cfg.model.width)  # configs.validate: 1 unless cnn8
     sized = {} if cfg.model.backbone != "cnn8" else {"widths": tuple(round(w * width) for w in CNN8_WIDTHS)}
+    pool = cfg.model.pool  # panns: the backbone gives its feature map, and panns_pool pools it here
     backbone = BACKBONES[cfg.model.backbone](include_top=False, weights=None, input_shape=input_shape,
-                                           pooling=cfg.model.pool, **sized)
+                                           pooling=None if pool == "panns" else pool, **sized)
     inputs = keras.Input(input_shape, name="log_mel")
     x = inputs
     if cfg.audio.spectrogram_normalization == "frequency":
@@ -116,6 +132,8 @@ def build_model(cfg, input_shape: tuple | None = None, mixed_precision: bool | N
       x = keras.layers.LayerNormalization(axis=2, center=False, scale=False, epsilon=1.0, dtype="float32",
                                           name="frequency_normalization")(x)
     x = backbone(x)
+    if pool == "panns":
+      x = panns_pool(x)
     if cfg.model.dropout > 0:
       x = keras.layers.Dropout(cfg.model.dropout, name="dropout")(x)
     logits = keras.layers.Dense(len(sources.class_names(cfg)), dtype="float32", name="logits")(x)

@@ -121,3 +121,21 @@ def test_cnn8_weights_from_a_file_saved_from_it(tmp_path):
   _three_channel_weights(cfg.model.weights, legacy=False)  # a ResNet50 file does not fit cnn8
   with pytest.raises(ValueError, match="cannot load cnn8 weights from"):
     model_lib.build_model(cfg, (32, 64, 1))
+
+
+@pytest.mark.parametrize("backbone", ["cnn8", "resnet50"])
+def test_panns_pool_is_the_frequency_mean_then_the_time_max_plus_mean(backbone, tmp_path):
+  cfg = _cfg("none")
+  cfg.model.backbone, cfg.model.pool, cfg.audio.mel_bins = backbone, "panns", 64  # ResNet50's map: 2 bands tall
+  m = model_lib.build_model(cfg)  # (mel_bins, None, 1): any number of frames
+  x = np.random.default_rng(0).normal(size=(2, cfg.audio.mel_bins, 87, 1)).astype(np.float32)
+  fmap = np.asarray(m.get_layer(backbone)(x))  # [B, freq, time, C]: the backbone no longer pools
+  assert fmap.ndim == 4 and fmap.shape[1] > 1 and fmap.shape[2] > 1
+  pooled = np.asarray(keras.Model(m.input, m.get_layer("time_max_plus_mean").output)(x))
+  over_time = fmap.mean(axis=1)
+  np.testing.assert_allclose(pooled, over_time.max(axis=1) + over_time.mean(axis=1), rtol=1e-5, atol=1e-5)
+  for frames in (5, 87):
+    assert m(x[:, :, :frames]).shape == (2, 4)
+  path = str(tmp_path / "panns.keras")  # built-in layers only: the export opens without this package
+  m.save(path)
+  np.testing.assert_allclose(keras.saving.load_model(path)(x), m(x), rtol=1e-5, atol=1e-5)

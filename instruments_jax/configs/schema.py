@@ -183,7 +183,9 @@ FIELDS: dict[str, Field] = {
     "model.backbone": Field(str, "image backbone the log-mel goes through", OneOf("resnet50", "cnn8")),
     "model.weights": Field(str, "initial backbone weights: keras' ImageNet file, random, or a local file",
                            Weights()),
-    "model.pool": Field(str, "global pooling of the backbone's last feature map", OneOf("avg", "max")),
+    "model.pool": Field(str, "global pooling of the backbone's last feature map: its mean, its max, or (panns) "
+                             "the mean over frequency, then the max plus the mean over time",
+                        OneOf("avg", "max", "panns")),
     "model.dropout": Field(float, "dropout rate before the classifier", Range(0, 1, hi_open=True)),
     "model.width": Field(float, "channel multiplier of cnn8's convolutions (1: 32-64-128-256)", Range(0.25, 4)),
     "model.bn_momentum": Field(float, "BatchNorm running-statistics momentum (Keras convention); 0 keeps keras' 0.99",
