@@ -143,6 +143,9 @@ CANDIDATES = {
                            # fourteenth round: PANNs' head (the mean over frequency, then max + mean over time)
                            "-5ep+first10+drop0.3+freepats+panns": f"{DROP} {FREEPATS} --config.model.pool=panns",
                            "-5ep+first10+drop0.3+panns": f"{DROP} --config.model.pool=panns",  # the FreePats hold-out
+                           # and label smoothing 0.1 (each BCE target 0.05 / 0.95)
+                           "-5ep+first10+drop0.3+freepats+ls0.1": f"{DROP} {FREEPATS} --config.train.label_smoothing=0.1",
+                           "-5ep+first10+drop0.3+ls0.1": f"{DROP} --config.train.label_smoothing=0.1",
                            }.items()
        for suffix, seed in (("", ""), *((f"-seed{k}", f"--config.seed={k}") for k in (1, 2, 3)))},
 }

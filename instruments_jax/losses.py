@@ -12,13 +12,20 @@ import numpy as np
 KINDS = ("bce", "softmax")
 
 
-def loss_value(logits, labels, kind: str):
-  """Returns the mean loss of logits [B, C] (jax): `labels` are class indices [B] or target distributions [B, C]."""
+def loss_value(logits, labels, kind: str, smoothing: float = 0.0):
+  """Returns the mean loss of logits [B, C] (jax): `labels` are class indices [B] or target distributions [B, C].
+
+  `smoothing` (train.label_smoothing) moves the targets that far towards uniform: towards 1/2 per
+  class for BCE, whose classes are independent yes/no questions (keras' convention), towards
+  1/C for softmax.
+  """
   import jax
   import jax.numpy as jnp
   import optax
 
   targets = jax.nn.one_hot(labels, logits.shape[-1]) if labels.ndim == 1 else labels
+  if smoothing:
+    targets = targets * (1.0 - smoothing) + smoothing * (0.5 if kind == "bce" else 1.0 / logits.shape[-1])
   logits = logits.astype(jnp.float32)
   if kind == "bce":
     return optax.sigmoid_binary_cross_entropy(logits, targets).mean()

@@ -123,7 +123,7 @@ def make_steps(model, tx, cfg, seed: int = 0, predict_model=None, donate: bool =
 
     def loss_fn(params):
       logits, model_state = model.stateless_call(params, state["model_state"], x, training=True)
-      return losses.loss_value(logits, y, cfg.train.loss), model_state
+      return losses.loss_value(logits, y, cfg.train.loss, cfg.train.label_smoothing), model_state
 
     (loss, model_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])

@@ -43,3 +43,11 @@ def test_clip_losses_score_averaged_probabilities_by_hand():
   np.testing.assert_allclose(losses.clip_losses(probs, labels, "softmax"), [-math.log(0.75), -math.log(0.5)])
   bce = [-(math.log(0.75) + math.log(0.75)) / 2, -(math.log(0.5) + math.log(0.5)) / 2]
   np.testing.assert_allclose(losses.clip_losses(probs, labels, "bce"), bce)
+
+
+@pytest.mark.parametrize("kind, smoothed", [("bce", [0.1, 0.1, 0.9, 0.1]), ("softmax", [0.05, 0.05, 0.85, 0.05])])
+def test_label_smoothing_moves_the_targets_towards_uniform(kind, smoothed):
+  logits = jnp.array([[0.3, -1.2, 2.0, 0.5], [1.0, 0.0, -0.5, 0.25]])
+  by_hand = losses.loss_value(logits, jnp.array([smoothed, np.roll(smoothed, -1)]), kind)
+  assert float(losses.loss_value(logits, jnp.array([2, 1]), kind, 0.2)) == pytest.approx(float(by_hand), rel=1e-6)
+  assert float(losses.loss_value(logits, jnp.array([2, 1]), kind, 0.0)) != pytest.approx(float(by_hand), rel=1e-3)

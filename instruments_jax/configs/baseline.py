@@ -105,6 +105,7 @@ def get_config():
   c.train.grad_accumulation = 1
   c.train.average_from = 0.0  # 0: the last weights; f in (0, 1]: the mean of the weights from f of training on
   c.train.loss = "bce"  # bce (seed) | softmax
+  c.train.label_smoothing = 0.0  # not in the recipe
   c.train.mixed_precision = True  # environment.mixed_precision_training
   c.train.log_every_steps = 10
   c.train.checkpoint_every_steps = 500  # and at every epoch end; 0: epoch ends only

@@ -284,6 +284,9 @@ FIELDS: dict[str, Field] = {
                                 "every step from this fraction of training on (stochastic weight averaging; "
                                 "BatchNorm statistics too); 0 is off: the last weights", _PROB),
     "train.loss": Field(str, "per-class sigmoid BCE (the recipe's) or softmax cross-entropy", OneOf("bce", "softmax")),
+    "train.label_smoothing": Field(float, "the training loss's targets move this far towards uniform: each class "
+                                   "(1-a)*y + a/2 for BCE, (1-a)*y + a/classes for softmax; 0 is off",
+                                   Range(0, 1, hi_open=True)),
     "train.mixed_precision": Field(bool, "train in mixed bfloat16 (float32 weights)"),
     "train.log_every_steps": Field(int, "log loss and throughput every this many steps", _AT_LEAST_1),
     "train.checkpoint_every_steps": Field(int, "checkpoint every this many steps and at each epoch end; 0: epoch "
