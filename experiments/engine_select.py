@@ -146,6 +146,9 @@ CANDIDATES = {
                            # and label smoothing 0.1 (each BCE target 0.05 / 0.95)
                            "-5ep+first10+drop0.3+freepats+ls0.1": f"{DROP} {FREEPATS} --config.train.label_smoothing=0.1",
                            "-5ep+first10+drop0.3+ls0.1": f"{DROP} --config.train.label_smoothing=0.1",
+                           # fifteenth round: label smoothing 0.2 (each BCE target 0.1 / 0.9)
+                           "-5ep+first10+drop0.3+freepats+ls0.2": f"{DROP} {FREEPATS} --config.train.label_smoothing=0.2",
+                           "-5ep+first10+drop0.3+ls0.2": f"{DROP} --config.train.label_smoothing=0.2",
                            }.items()
        for suffix, seed in (("", ""), *((f"-seed{k}", f"--config.seed={k}") for k in (1, 2, 3)))},
 }
