@@ -4,7 +4,7 @@ r"""Tables a round of `engine_select.py` runs on the three hold-outs, seeds 0-3,
 
 DIR holds one folder per hold-out (physical, fluid, freepats), each the `--runs` of one
 `engine_select.py --validation_engine=<it> --validation_fold=-1` call. The reference is
-`quick`'s recipe (REFERENCE; on the FreePats hold-out the mix without FreePats), a candidate
+`quick`'s recipe (BASE; on the FreePats hold-out the mix without FreePats), a candidate
 the reference's name with a suffix. Prints, per hold-out, each side's four seeds and their mean
 on every held-out clip (accuracy / macro F1 / ROC-AUC / guitar recall / piano recall), the tests
 the runs printed, and the rule's verdict: a candidate is a gain if the mean over the three
