@@ -149,6 +149,14 @@ CANDIDATES = {
                            # fifteenth round: label smoothing 0.2 (each BCE target 0.1 / 0.9)
                            "-5ep+first10+drop0.3+freepats+ls0.2": f"{DROP} {FREEPATS} --config.train.label_smoothing=0.2",
                            "-5ep+first10+drop0.3+ls0.2": f"{DROP} --config.train.label_smoothing=0.2",
+                           # sixteenth round, data: model-engine guitars through an overdriven amplifier and
+                           # cabinet (data.synth_guitar_amp; the sustained electric guitar of programs 29 and 30),
+                           "-5ep+first10+drop0.3+freepats+amp0.3": f"{DROP} {FREEPATS} --config.data.synth_guitar_amp=0.3",
+                           "-5ep+first10+drop0.3+amp0.3": f"{DROP} --config.data.synth_guitar_amp=0.3",
+                           # and three times the chains' distortion, every class (data.synth_distortion_prob)
+                           "-5ep+first10+drop0.3+freepats+dist0.3": f"{DROP} {FREEPATS} "
+                                                                    "--config.data.synth_distortion_prob=0.3",
+                           "-5ep+first10+drop0.3+dist0.3": f"{DROP} --config.data.synth_distortion_prob=0.3",
                            }.items()
        for suffix, seed in (("", ""), *((f"-seed{k}", f"--config.seed={k}") for k in (1, 2, 3)))},
 }

@@ -1,6 +1,7 @@
 """The embedded set's sound: engines and recording chains per clip (synth.Mix), and what reads them."""
 
 from collections import Counter
+import dataclasses
 
 import numpy as np
 import pytest
@@ -145,6 +146,8 @@ def test_the_config_check_knows_the_engines():
     ({"synth_engines": "soundfont,fm"}, "unknown engine 'fm'"),
     ({"synth_chain_prob": 1.2}, "data.synth_chain_prob"),
     ({"synth_voice_spread": -0.1}, "data.synth_voice_spread"),
+    ({"synth_distortion_prob": 1.5}, "data.synth_distortion_prob"),
+    ({"synth_guitar_amp": -0.5}, "data.synth_guitar_amp"),
 ])
 def test_bad_mix_fields_are_config_errors(fields, message):
   cfg = get_config("smoke")
@@ -200,11 +203,13 @@ def test_runs_from_before_engines_load_as_soundfont_only(tmp_path):
   from instruments_jax import rundir
 
   cfg = get_config("smoke").to_dict()
-  del cfg["data"]["synth_engines"], cfg["data"]["synth_chain_prob"], cfg["data"]["synth_voice_spread"]
+  for k in ("synth_engines", "synth_chain_prob", "synth_voice_spread", "synth_distortion_prob", "synth_guitar_amp"):
+    del cfg["data"][k]
   (tmp_path / "config.json").write_text(json.dumps(cfg))
   loaded = rundir.load_config(str(tmp_path))
   assert loaded.data.synth_engines == "soundfont" and loaded.data.synth_chain_prob == 0.0
-  assert loaded.data.synth_voice_spread == 0.0
+  assert loaded.data.synth_voice_spread == 0.0 and loaded.data.synth_guitar_amp == 0.0
+  assert loaded.data.synth_distortion_prob == synth.BENCHMARK.distortion_prob
 
 
 def test_a_voice_spread_gives_model_engine_train_clips_voices_of_their_own():
@@ -225,5 +230,64 @@ def test_a_voice_spread_gives_model_engine_train_clips_voices_of_their_own():
   d = _data_cfg(synth_voice_spread=0.5)
   train, test = sources.open_split(d, "train"), sources.open_split(d, "test")
   assert train.synth_mix.voice_spread == 0.5 and test.synth_mix == synth.BENCHMARK
+  c = cache.FeatureCache("/x", get_config("smoke").audio)
+  assert c.path(train, 0) != c.path(sources.open_split(_data_cfg(), "train"), 0)
+
+
+def test_a_distortion_share_distorts_that_share_of_chained_train_clips_and_moves_nothing_else():
+  from instruments_jax.data import cache, chains
+
+  assert synth.BENCHMARK.distortion_prob == chains.P_DISTORTION
+  with pytest.raises(ValueError, match="distortion share"):
+    synth.check_mix(synth.Mix(ALL.engines, 0.75, 0.0, 1.5))
+  always, never = synth.Mix(ALL.engines, 0.75, 0.0, 1.0), synth.Mix(ALL.engines, 0.75, 0.0, 0.0)
+  chained = 0
+  for i in range(80):
+    plain, a, n = (synth.clip_header(0, "train", i, mix=m) for m in (ALL, always, never))
+    assert (a.engine, a.program) == (n.engine, n.program) == (plain.engine, plain.program)
+    if plain.chain is None:
+      assert a.chain is None and n.chain is None
+      continue
+    chained += 1
+    assert a.chain.distortion != "none" and a.chain.drive_db > 0 and n.chain.distortion == "none"
+    # every other stage is drawn the same
+    for f in ("room", "curve", "noise", "codec", "level_db", "comp_ratio"):
+      assert getattr(a.chain, f) == getattr(n.chain, f) == getattr(plain.chain, f)
+  assert chained > 40
+  d = _data_cfg(synth_distortion_prob=0.5)
+  train, test = sources.open_split(d, "train"), sources.open_split(d, "test")
+  assert train.synth_mix.distortion_prob == 0.5 and test.synth_mix == synth.BENCHMARK
+  c = cache.FeatureCache("/x", get_config("smoke").audio)
+  assert c.path(train, 0) != c.path(sources.open_split(_data_cfg(), "train"), 0)
+
+
+def test_a_guitar_amp_share_overdrives_model_engine_guitars_only():
+  from instruments_jax.data import cache
+
+  with pytest.raises(ValueError, match="guitar amplifier share"):
+    synth.check_mix(synth.Mix(ALL.engines, 0.75, 0.0, 0.1, -0.2))
+  amped = synth.Mix(ALL.engines, 0.75, 0.0, 0.1, 1.0)
+  specs = [(synth.clip_header(0, "train", i, mix=ALL), synth.clip_header(0, "train", i, mix=amped))
+           for i in range(120)]
+  for plain, s in specs:  # the same engine, voice and chain; an amplifier exactly on the model engines' guitars
+    assert (s.engine, s.program, s.chain) == (plain.engine, plain.program, plain.chain) and plain.amp == ()
+    assert bool(s.amp) == (s.label == "guitar" and s.engine in ("physical", "spectral"))
+  half = [synth.clip_header(0, "train", i, mix=dataclasses.replace(amped, guitar_amp=0.5)) for i in range(120)]
+  n_amped = sum(bool(s.amp) for s in half)
+  assert 0 < n_amped < sum(bool(s.amp) for _, s in specs)
+  assert all(h.amp in ((), s.amp) for h, (_, s) in zip(half, specs))  # a share of the same amplifiers
+  i = next(i for i, (_, s) in enumerate(specs) if s.amp and s.duration > 3)
+  plain, s = synth.clip_spec(0, "train", i, mix=ALL), synth.clip_spec(0, "train", i, mix=amped)
+  dry = dataclasses.replace(plain, chain=None)
+  a, b = synth.render(dry, 0.0, 3.0), synth.render(dataclasses.replace(s, chain=None), 0.0, 3.0)
+  assert a.shape == b.shape and np.isfinite(b).all() and not np.allclose(a, b, atol=1e-3)
+  np.testing.assert_array_equal(b, synth.render(dataclasses.replace(s, chain=None), 0.0, 3.0))
+  # the cabinet: less of the top octaves than the dry string, relative to the whole
+  fa, fb = (np.abs(np.fft.rfft(x.mean(axis=1))) ** 2 for x in (a, b))
+  top = np.fft.rfftfreq(len(a), 1 / s.sample_rate) > 8000
+  assert fb[top].sum() / fb.sum() < fa[top].sum() / fa.sum()
+  d = _data_cfg(synth_guitar_amp=0.3)
+  train, test = sources.open_split(d, "train"), sources.open_split(d, "test")
+  assert train.synth_mix.guitar_amp == 0.3 and test.synth_mix == synth.BENCHMARK
   c = cache.FeatureCache("/x", get_config("smoke").audio)
   assert c.path(train, 0) != c.path(sources.open_split(_data_cfg(), "train"), 0)

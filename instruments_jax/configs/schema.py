@@ -235,6 +235,10 @@ FIELDS: dict[str, Field] = {
     "data.synth_voice_spread": Field(float, "embedded train clips of the model engines play a voice of their own, "
                                      "each setting drawn between two listed voices and up to this far past them "
                                      "(0: the listed voices; test and unseen: 0)", Range(0.0, 2.0)),
+    "data.synth_distortion_prob": Field(float, "share of the chained embedded train clips whose chain distorts "
+                                        "(test and unseen: 0.1)", _PROB),
+    "data.synth_guitar_amp": Field(float, "share of the model engines' embedded train guitar clips played through "
+                                   "an overdriven amplifier and its cabinet (test and unseen: 0)", _PROB),
     "data.classes": Field(str, "the label set and its order: auto reads it from the training split (the embedded "
                           "set's families first, then the rest alphabetically); a list also rejects other labels",
                           ClassList()),

@@ -266,7 +266,7 @@ def _late_tail(ism: np.ndarray, spec: RoomSpec, order: int, rate: int, rng: np.r
   return out * (1 - ramp) + tail * ramp
 
 
-def draw(rng: np.random.Generator, pool: str) -> Chain:
+def draw(rng: np.random.Generator, pool: str, p_distortion: float = P_DISTORTION) -> Chain:
   """A random chain. "seen" (train and test splits) and "unseen" (a held-out split) use disjoint rooms and mic curves.
 
   Every setting is drawn whether or not its stage is on, so switching one stage's probability does not
@@ -283,7 +283,7 @@ def draw(rng: np.random.Generator, pool: str) -> Chain:
                peak_q=u(0.7, 2.0), shelf_hz=u(*sh), shelf_db=u(*shdb))
   distortion = str(rng.choice(("tanh", "soft", "tube")))
   drive = u(0.0, 18.0)
-  has_distortion = rng.random() < P_DISTORTION
+  has_distortion = rng.random() < p_distortion
   comp = dict(comp_threshold_db=u(-18.0, 0.0), comp_ratio=u(1.5, 8.0), comp_attack_ms=u(1.0, 30.0),
               comp_release_ms=u(40.0, 400.0))
   has_comp = rng.random() < P_COMPRESSION
@@ -337,7 +337,7 @@ def apply(chain: Chain, audio: np.ndarray, rate: int, t0: float, key: tuple[int,
     x = sosfilt(_curve_sos(chain, rate), x, axis=-1)
     clock("eq")
   if chain.distortion != "none":
-    x = _distort(x, chain.distortion, chain.drive_db)
+    x = distort(x, chain.distortion, chain.drive_db)
     clock("distortion")
   if chain.comp_ratio > 1:
     x = _compress(x, rate, chain)
@@ -420,7 +420,7 @@ def _biquad(kind: str, f0: float, gain_db: float, q: float, rate: int) -> np.nda
   return (np.concatenate([b, a]) / a[0])[None]
 
 
-def _distort(x: np.ndarray, kind: str, drive_db: float) -> np.ndarray:
+def distort(x: np.ndarray, kind: str, drive_db: float) -> np.ndarray:
   """Drives the signal into a static curve and scales it back, so the level stays about the same.
 
   The drive is relative to the signal's RMS (scaled to 0.25 first): 0 dB barely bends the peaks, 18 dB

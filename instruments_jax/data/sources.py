@@ -265,9 +265,11 @@ def capped(ds: Dataset, seconds: float) -> Dataset:
 
 
 def train_mix(data_cfg) -> synth.Mix:
-  """The embedded train split's engines, chain share and voice spread (data.synth_engines, data.synth_chain_prob,
-  data.synth_voice_spread)."""
-  return synth.parse_mix(data_cfg.synth_engines, data_cfg.synth_chain_prob, data_cfg.synth_voice_spread)
+  """The embedded train split's engines, chain share, voice spread, distortion share and guitar amplifier share
+  (data.synth_engines, data.synth_chain_prob, data.synth_voice_spread, data.synth_distortion_prob,
+  data.synth_guitar_amp)."""
+  return synth.parse_mix(data_cfg.synth_engines, data_cfg.synth_chain_prob, data_cfg.synth_voice_spread,
+                         data_cfg.synth_distortion_prob, data_cfg.synth_guitar_amp)
 
 
 def _inside(root: str, rel: str) -> str | None:

@@ -155,6 +155,8 @@ class ClipSpec:
   chain: object = None  # the recording chain (chains.Chain), or None: dry, at studio level
   part: int = 0  # 0, or 1 for the second part of a multi-label mix (its own engine's random stream)
   spread: float = 0.0  # model engines: 0 plays voice `program`; above 0, a voice of its own (engines.blend_voice)
+  # model-engine guitar through an amplifier: (curve, drive dB, low cut Hz, cabinet cutoff Hz); () for none
+  amp: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,6 +168,11 @@ class Mix:
   # Model-engine clips play a voice of their own, between their voice and another of its pool and up
   # to this far past them (engines.blend_voice); 0 plays the listed voices themselves.
   voice_spread: float = 0.0
+  # Chained clips distorted (chains.draw's p_distortion; 0.1 is chains.P_DISTORTION, what the benchmark uses).
+  distortion_prob: float = 0.1
+  # Model-engine guitar clips played through an overdriven amplifier and its cabinet (`_amp`): the
+  # sustained, compressed electric guitar the sample libraries' programs 29 and 30 play.
+  guitar_amp: float = 0.0
 
 
 SOUNDFONT = Mix()  # the embedded set before engines and chains: every clip the soundfont, dry
@@ -174,9 +181,12 @@ SOUNDFONT = Mix()  # the embedded set before engines and chains: every clip the 
 BENCHMARK = Mix(("soundfont", "physical", "spectral"), 0.75)
 
 
-def parse_mix(engines: str, chain_prob: float, voice_spread: float = 0.0) -> Mix:
-  """The Mix of a comma-separated engine list (data.synth_engines, --engines), a chain share and a voice spread."""
-  return Mix(tuple(e.strip() for e in engines.split(",") if e.strip()), float(chain_prob), float(voice_spread))
+def parse_mix(engines: str, chain_prob: float, voice_spread: float = 0.0, distortion_prob: float = 0.1,
+              guitar_amp: float = 0.0) -> Mix:
+  """The Mix of a comma-separated engine list (data.synth_engines, --engines), a chain share, a voice spread,
+  the chained clips' distortion share and the model-engine guitars' amplifier share."""
+  return Mix(tuple(e.strip() for e in engines.split(",") if e.strip()), float(chain_prob), float(voice_spread),
+             float(distortion_prob), float(guitar_amp))
 
 
 def split_mix(split: str, train_mix: Mix = BENCHMARK) -> Mix:
@@ -228,6 +238,10 @@ def check_mix(mix: Mix, classes=DEFAULT_CLASSES) -> Mix:
     raise ValueError(f"chain share {mix.chain_prob!r} is not in 0..1")
   if not 0.0 <= mix.voice_spread <= 2.0:
     raise ValueError(f"voice spread {mix.voice_spread!r} is not in 0..2")
+  if not 0.0 <= mix.distortion_prob <= 1.0:
+    raise ValueError(f"distortion share {mix.distortion_prob!r} is not in 0..1")
+  if not 0.0 <= mix.guitar_amp <= 1.0:
+    raise ValueError(f"guitar amplifier share {mix.guitar_amp!r} is not in 0..1")
   for c in check_classes(classes):
     if not _engines_of(c, mix.engines):
       raise ValueError(f"no engine of {', '.join(mix.engines)} renders {c}")
@@ -303,9 +317,33 @@ def _sound(spec: ClipSpec, mix: Mix, part: int) -> ClipSpec:
   if part == 0:
     rng = np.random.default_rng([spec.seed, sid, 5, spec.index])
     if rng.random() < mix.chain_prob:
-      chain = chains.draw(rng, pool)
+      chain = chains.draw(rng, pool, mix.distortion_prob)
   spread = 0.0 if sampled else mix.voice_spread
-  return dataclasses.replace(spec, engine=engine, program=program, chain=chain, part=part, spread=spread)
+  amp = ()
+  if not sampled and spec.label == "guitar" and mix.guitar_amp > 0:
+    rng = np.random.default_rng([spec.seed, sid, 20 + part, spec.index])  # its own stream: nothing else moves
+    curve, drive = str(rng.choice(("tanh", "tube"))), float(rng.uniform(18.0, 36.0))
+    low, cab = float(rng.uniform(70.0, 140.0)), float(rng.uniform(2500.0, 6000.0))
+    if rng.random() < mix.guitar_amp:
+      amp = (curve, drive, low, cab)
+  return dataclasses.replace(spec, engine=engine, program=program, chain=chain, part=part, spread=spread, amp=amp)
+
+
+def _amp(mono: np.ndarray, amp: tuple, rate: int) -> np.ndarray:
+  """A guitar amplifier: the string's signal driven into a static curve (chains' distortion), then a
+  closed-back cabinet's band (a 2nd-order low cut, a 4th-order roll-off above a few kHz). Float32 [n]."""
+  from scipy.signal import butter, sosfilt
+
+  from instruments_jax.data import chains
+
+  curve, drive, low, cab = amp
+  x = mono.astype(np.float64)[None]
+  if not np.any(x):
+    return mono
+  y = chains.distort(x, curve, drive)
+  sos = np.concatenate([butter(2, low, "highpass", fs=rate, output="sos"),
+                        butter(4, cab, "lowpass", fs=rate, output="sos")])
+  return sosfilt(sos, y, axis=-1)[0].astype(np.float32)
 
 
 def _build_spec(seed, split, index, label, rng, duration=None, sample_rate=None, channels=None, tempo=None,
@@ -596,6 +634,8 @@ def _dry(spec, start, end, preroll):
     key = (spec.seed, _SPLIT_IDS[spec.split], spec.index, spec.part)
     mono = engines.render(spec.engine, spec.label, spec.program, spec.notes, spec.bends, start - preroll, end, key,
                           spread=spec.spread)
+    if spec.amp:
+      mono = _amp(mono, spec.amp, engines.MODEL_RATE)
     return np.repeat(mono[:, None], 2, axis=1), engines.MODEL_RATE
   import midirenderer
   import pretty_midi
@@ -760,10 +800,15 @@ def main(argv=None):
   p.add_argument("--voice_spread", type=float, default=BENCHMARK.voice_spread,
                  help="train clips of the model engines play a voice of their own, between two listed voices and up to "
                       "this far past them (0: the listed voices; test and unseen: 0)")
+  p.add_argument("--distortion_prob", type=float, default=BENCHMARK.distortion_prob,
+                 help=f"share of chained train clips distorted (test and unseen: {BENCHMARK.distortion_prob})")
+  p.add_argument("--guitar_amp", type=float, default=BENCHMARK.guitar_amp,
+                 help="share of model-engine guitar train clips played through an overdriven amplifier and cabinet "
+                      "(test and unseen: 0)")
   a = p.parse_args(argv)
   try:
     classes = check_write_args([c.strip() for c in a.classes.split(",") if c.strip()], a.layout, a.multi_label)
-    train_mix = check_mix(parse_mix(a.engines, a.chain_prob, a.voice_spread), classes)
+    train_mix = check_mix(parse_mix(a.engines, a.chain_prob, a.voice_spread, a.distortion_prob, a.guitar_amp), classes)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
