@@ -157,6 +157,10 @@ CANDIDATES = {
                            "-5ep+first10+drop0.3+freepats+dist0.3": f"{DROP} {FREEPATS} "
                                                                     "--config.data.synth_distortion_prob=0.3",
                            "-5ep+first10+drop0.3+dist0.3": f"{DROP} --config.data.synth_distortion_prob=0.3",
+                           # and the sample libraries' clips with their resonances moved up to 3 semitones
+                           # either way, the notes kept (data.synth_formant_shift)
+                           "-5ep+first10+drop0.3+freepats+shift3": f"{DROP} {FREEPATS} --config.data.synth_formant_shift=3",
+                           "-5ep+first10+drop0.3+shift3": f"{DROP} --config.data.synth_formant_shift=3",
                            }.items()
        for suffix, seed in (("", ""), *((f"-seed{k}", f"--config.seed={k}") for k in (1, 2, 3)))},
 }

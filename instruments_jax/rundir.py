@@ -107,6 +107,7 @@ def load_config(workdir: str):
   saved["data"].setdefault("synth_voice_spread", synth.SOUNDFONT.voice_spread)
   saved["data"].setdefault("synth_distortion_prob", synth.SOUNDFONT.distortion_prob)
   saved["data"].setdefault("synth_guitar_amp", synth.SOUNDFONT.guitar_amp)
+  saved["data"].setdefault("synth_formant_shift", synth.SOUNDFONT.formant_shift)
   # ... and from before model.width, at cnn8's first widths.
   saved.setdefault("model", {}).setdefault("width", 1.0)
   # ... and from before data.max_clip_seconds, on whole clips.

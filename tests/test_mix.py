@@ -148,6 +148,7 @@ def test_the_config_check_knows_the_engines():
     ({"synth_voice_spread": -0.1}, "data.synth_voice_spread"),
     ({"synth_distortion_prob": 1.5}, "data.synth_distortion_prob"),
     ({"synth_guitar_amp": -0.5}, "data.synth_guitar_amp"),
+    ({"synth_formant_shift": 7}, "data.synth_formant_shift"),
 ])
 def test_bad_mix_fields_are_config_errors(fields, message):
   cfg = get_config("smoke")
@@ -203,12 +204,14 @@ def test_runs_from_before_engines_load_as_soundfont_only(tmp_path):
   from instruments_jax import rundir
 
   cfg = get_config("smoke").to_dict()
-  for k in ("synth_engines", "synth_chain_prob", "synth_voice_spread", "synth_distortion_prob", "synth_guitar_amp"):
+  for k in ("synth_engines", "synth_chain_prob", "synth_voice_spread", "synth_distortion_prob", "synth_guitar_amp",
+            "synth_formant_shift"):
     del cfg["data"][k]
   (tmp_path / "config.json").write_text(json.dumps(cfg))
   loaded = rundir.load_config(str(tmp_path))
   assert loaded.data.synth_engines == "soundfont" and loaded.data.synth_chain_prob == 0.0
   assert loaded.data.synth_voice_spread == 0.0 and loaded.data.synth_guitar_amp == 0.0
+  assert loaded.data.synth_formant_shift == 0
   assert loaded.data.synth_distortion_prob == synth.BENCHMARK.distortion_prob
 
 
@@ -289,5 +292,48 @@ def test_a_guitar_amp_share_overdrives_model_engine_guitars_only():
   d = _data_cfg(synth_guitar_amp=0.3)
   train, test = sources.open_split(d, "train"), sources.open_split(d, "test")
   assert train.synth_mix.guitar_amp == 0.3 and test.synth_mix == synth.BENCHMARK
+  c = cache.FeatureCache("/x", get_config("smoke").audio)
+  assert c.path(train, 0) != c.path(sources.open_split(_data_cfg(), "train"), 0)
+
+
+def _f0(x, rate):
+  """The strongest spectral peak of a mono float array, Hz (a long steady note's fundamental or partial)."""
+  spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+  return np.fft.rfftfreq(len(x), 1 / rate)[int(np.argmax(spec))]
+
+
+def test_a_formant_shift_moves_a_sample_librarys_resonances_and_keeps_its_notes():
+  from instruments_jax.data import cache
+
+  with pytest.raises(ValueError, match="formant shift"):
+    synth.check_mix(dataclasses.replace(ALL, formant_shift=7))
+  with pytest.raises(ValueError, match="formant shift"):
+    synth.check_mix(dataclasses.replace(ALL, formant_shift=1.5))
+  shifted = dataclasses.replace(ALL, formant_shift=3)
+  specs = [(synth.clip_header(0, "train", i, mix=ALL), synth.clip_header(0, "train", i, mix=shifted))
+           for i in range(150)]
+  for plain, s in specs:  # the same engine, voice and chain; a shift on the sample library's clips only
+    assert (s.engine, s.program, s.chain, s.amp) == (plain.engine, plain.program, plain.chain, plain.amp)
+    assert plain.shift == 0 and -3 <= s.shift <= 3 and (s.engine == "soundfont" or s.shift == 0)
+  assert {s.shift for _, s in specs if s.engine == "soundfont"} == set(range(-3, 4))
+  # one long note: the same pitch whatever the shift, another timbre; any shift renders deterministically
+  spec = next(p for p, _ in specs if p.label == "violin" and p.engine == "soundfont")
+  note = dataclasses.replace(synth.clip_spec(0, "train", spec.index, mix=ALL), chain=None, duration=3.0, sample_rate=44100,
+                             channels=1, notes=np.array([[69.0, 100, 0.0, 2.9]]), bends=np.zeros((0, 2)))
+  a, b = (synth.render(dataclasses.replace(note, shift=k))[:, 0] for k in (0, 4))
+  assert a.shape == b.shape == (3 * 44100,)
+  f0a, f0b = _f0(a[22050:110250], 44100), _f0(b[22050:110250], 44100)
+  assert abs(np.log2(f0b / f0a)) < 0.03, (f0a, f0b)  # well under a semitone (1/12 octave)
+  pa, pb = (np.abs(np.fft.rfft(x[22050:110250])) for x in (a, b))
+  assert np.corrcoef(np.log(pa + 1e-6), np.log(pb + 1e-6))[0, 1] < 0.99  # another spectrum
+  np.testing.assert_array_equal(b, synth.render(dataclasses.replace(note, shift=4))[:, 0])
+  # a kit keeps its notes (each is a drum) and is tuned instead; it still lasts the clip's length
+  drum = next(synth.clip_spec(0, "train", p.index, mix=ALL) for p, _ in specs if p.label == "drum" and p.engine == "soundfont")
+  d = synth.render(dataclasses.replace(drum, chain=None, shift=-3), 0.0, 2.0)
+  assert d.shape == (int(round(2.0 * drum.sample_rate)), drum.channels) and np.abs(d).max() > 1e-3
+  # config -> the train split's mix; test stays the benchmark; the cache tells the two sets apart
+  dc = _data_cfg(synth_formant_shift=2)
+  train, test = sources.open_split(dc, "train"), sources.open_split(dc, "test")
+  assert train.synth_mix.formant_shift == 2 and test.synth_mix == synth.BENCHMARK
   c = cache.FeatureCache("/x", get_config("smoke").audio)
   assert c.path(train, 0) != c.path(sources.open_split(_data_cfg(), "train"), 0)

@@ -67,6 +67,7 @@ def get_config():
   c.data.synth_voice_spread = 0.0  # > 0: model-engine clips blend two voices (data/engines.py's blend_voice)
   c.data.synth_distortion_prob = 0.1  # of the chained clips, those distorted (data/chains.py)
   c.data.synth_guitar_amp = 0.0  # > 0: that share of model-engine guitars through an amplifier (data/synth.py)
+  c.data.synth_formant_shift = 0  # > 0: sample-library clips' resonances moved up to this many semitones
   # The label set: "auto" reads it from the training split (Kaggle's Sound_Guitar... give guitar,
   # drum, violin, piano, in that order); or "flute,trumpet,cello" fixes the set and its order.
   c.data.classes = "auto"

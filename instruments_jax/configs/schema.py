@@ -239,6 +239,9 @@ FIELDS: dict[str, Field] = {
                                         "(test and unseen: 0.1)", _PROB),
     "data.synth_guitar_amp": Field(float, "share of the model engines' embedded train guitar clips played through "
                                    "an overdriven amplifier and its cabinet (test and unseen: 0)", _PROB),
+    "data.synth_formant_shift": Field(int, "embedded train clips of the sample libraries are rendered k semitones "
+                                      "up and played back k down, k drawn from -this..this: the notes stay, the "
+                                      "library's resonances move (test and unseen: 0)", Range(0, 6)),
     "data.classes": Field(str, "the label set and its order: auto reads it from the training split (the embedded "
                           "set's families first, then the rest alphabetically); a list also rejects other labels",
                           ClassList()),

@@ -88,7 +88,8 @@ class FeatureCache:
       ident = (f"synth|{dataset.synth_seed}|{dataset.synth_split}|{families}|{i}|{_synth_version()}|"
                f"{','.join(mix.engines)}|{mix.chain_prob!r}" + (f"|{mix.voice_spread!r}" if mix.voice_spread else "")
                + (f"|d{mix.distortion_prob!r}" if mix.distortion_prob != synth.BENCHMARK.distortion_prob else "")
-               + (f"|amp{mix.guitar_amp!r}" if mix.guitar_amp else ""))
+               + (f"|amp{mix.guitar_amp!r}" if mix.guitar_amp else "")
+               + (f"|shift{mix.formant_shift!r}" if mix.formant_shift else ""))
     else:
       st = os.stat(c.path)
       ident = f"file|{os.path.realpath(c.path)}|{st.st_size}|{st.st_mtime_ns}"

@@ -265,11 +265,11 @@ def capped(ds: Dataset, seconds: float) -> Dataset:
 
 
 def train_mix(data_cfg) -> synth.Mix:
-  """The embedded train split's engines, chain share, voice spread, distortion share and guitar amplifier share
-  (data.synth_engines, data.synth_chain_prob, data.synth_voice_spread, data.synth_distortion_prob,
-  data.synth_guitar_amp)."""
+  """The embedded train split's engines, chain share, voice spread, distortion share, guitar amplifier share and
+  formant shift (data.synth_engines, data.synth_chain_prob, data.synth_voice_spread, data.synth_distortion_prob,
+  data.synth_guitar_amp, data.synth_formant_shift)."""
   return synth.parse_mix(data_cfg.synth_engines, data_cfg.synth_chain_prob, data_cfg.synth_voice_spread,
-                         data_cfg.synth_distortion_prob, data_cfg.synth_guitar_amp)
+                         data_cfg.synth_distortion_prob, data_cfg.synth_guitar_amp, data_cfg.synth_formant_shift)
 
 
 def _inside(root: str, rel: str) -> str | None:

@@ -127,6 +127,7 @@ _LEGATO = {"violin": 1.05, "cello": 1.05, "flute": 1.02, "organ": 1.0}
 _VIBRATO = {"violin": (4.5, 6.5, 150, 500), "cello": (4.5, 6.0, 150, 450), "flute": (4.5, 6.0, 100, 350)}
 
 RENDER_RATE = 48000  # what midirenderer produces
+MAX_FORMANT_SHIFT = 6  # semitones (Mix.formant_shift): half an octave either way
 _MAJOR = (0, 2, 4, 5, 7, 9, 11)
 _MINOR = (0, 2, 3, 5, 7, 8, 10)
 _STRUM_RHYTHMS = ((0, 2), (0, 1, 2, 3), (0, 1.5, 2, 3), (0, 0.5, 1.5, 2.5, 3))
@@ -157,6 +158,8 @@ class ClipSpec:
   spread: float = 0.0  # model engines: 0 plays voice `program`; above 0, a voice of its own (engines.blend_voice)
   # model-engine guitar through an amplifier: (curve, drive dB, low cut Hz, cabinet cutoff Hz); () for none
   amp: tuple = ()
+  # sample libraries: semitones the notes are rendered up and the audio played back down (a formant shift); 0 none
+  shift: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,6 +176,9 @@ class Mix:
   # Model-engine guitar clips played through an overdriven amplifier and its cabinet (`_amp`): the
   # sustained, compressed electric guitar the sample libraries' programs 29 and 30 play.
   guitar_amp: float = 0.0
+  # Sample-library clips rendered k semitones up and played back k down, k drawn from -this..this (`_dry`):
+  # the notes stay, the library's formants (body, bore, soundboard) move by k, its envelopes stretch by 2^(k/12).
+  formant_shift: int = 0
 
 
 SOUNDFONT = Mix()  # the embedded set before engines and chains: every clip the soundfont, dry
@@ -182,11 +188,12 @@ BENCHMARK = Mix(("soundfont", "physical", "spectral"), 0.75)
 
 
 def parse_mix(engines: str, chain_prob: float, voice_spread: float = 0.0, distortion_prob: float = 0.1,
-              guitar_amp: float = 0.0) -> Mix:
+              guitar_amp: float = 0.0, formant_shift: int = 0) -> Mix:
   """The Mix of a comma-separated engine list (data.synth_engines, --engines), a chain share, a voice spread,
-  the chained clips' distortion share and the model-engine guitars' amplifier share."""
+  the chained clips' distortion share, the model-engine guitars' amplifier share and the sample libraries'
+  formant shift."""
   return Mix(tuple(e.strip() for e in engines.split(",") if e.strip()), float(chain_prob), float(voice_spread),
-             float(distortion_prob), float(guitar_amp))
+             float(distortion_prob), float(guitar_amp), int(formant_shift))
 
 
 def split_mix(split: str, train_mix: Mix = BENCHMARK) -> Mix:
@@ -242,6 +249,8 @@ def check_mix(mix: Mix, classes=DEFAULT_CLASSES) -> Mix:
     raise ValueError(f"distortion share {mix.distortion_prob!r} is not in 0..1")
   if not 0.0 <= mix.guitar_amp <= 1.0:
     raise ValueError(f"guitar amplifier share {mix.guitar_amp!r} is not in 0..1")
+  if not (isinstance(mix.formant_shift, int) and 0 <= mix.formant_shift <= MAX_FORMANT_SHIFT):
+    raise ValueError(f"formant shift {mix.formant_shift!r} is not a whole number of semitones in 0..{MAX_FORMANT_SHIFT}")
   for c in check_classes(classes):
     if not _engines_of(c, mix.engines):
       raise ValueError(f"no engine of {', '.join(mix.engines)} renders {c}")
@@ -326,7 +335,12 @@ def _sound(spec: ClipSpec, mix: Mix, part: int) -> ClipSpec:
     low, cab = float(rng.uniform(70.0, 140.0)), float(rng.uniform(2500.0, 6000.0))
     if rng.random() < mix.guitar_amp:
       amp = (curve, drive, low, cab)
-  return dataclasses.replace(spec, engine=engine, program=program, chain=chain, part=part, spread=spread, amp=amp)
+  shift = 0
+  if sampled and mix.formant_shift:
+    rng = np.random.default_rng([spec.seed, sid, 22 + part, spec.index])  # its own stream, as the amp's
+    shift = int(rng.integers(-mix.formant_shift, mix.formant_shift + 1))
+  return dataclasses.replace(spec, engine=engine, program=program, chain=chain, part=part, spread=spread, amp=amp,
+                             shift=shift)
 
 
 def _amp(mono: np.ndarray, amp: tuple, rate: int) -> np.ndarray:
@@ -637,24 +651,44 @@ def _dry(spec, start, end, preroll):
     if spec.amp:
       mono = _amp(mono, spec.amp, engines.MODEL_RATE)
     return np.repeat(mono[:, None], 2, axis=1), engines.MODEL_RATE
+  t0 = start - preroll
+  if not spec.shift:
+    return _sampled(spec, t0, end, spec.notes, spec.bends), RENDER_RATE
+  import soxr
+
+  # Render k semitones up at 1/r the clip's pace, then play it back r times slower: the notes and their times
+  # come back, the library's fixed resonances move down by k (a larger body; up for k < 0). A drum kit keeps
+  # its notes (a note is a drum), so it is tuned down by k instead.
+  r = 2.0 ** (spec.shift / 12)
+  notes = spec.notes.copy()
+  notes[:, 2:4] /= r
+  if not spec.is_drum:
+    notes[:, 0] = np.clip(notes[:, 0] + spec.shift, 0, 127)
+  bends = spec.bends.copy()
+  bends[:, 0] /= r
+  x = _sampled(spec, t0 / r, end / r, notes, bends)
+  return _fit(soxr.resample(x, RENDER_RATE / r, RENDER_RATE, quality="HQ"), int(round((end - t0) * RENDER_RATE))), \
+      RENDER_RATE
+
+
+def _sampled(spec, t0, end, notes, bends):
+  """float32 [frames, 2] at RENDER_RATE of a sample library playing `notes` (rows as ClipSpec's) over [t0, end)."""
   import midirenderer
   import pretty_midi
   import soundfile as sf
 
-  t0 = start - preroll
   n_render = int(round((end - t0) * RENDER_RATE))
-  notes = spec.notes
   keep = (notes[:, 2] < end) & (notes[:, 3] > t0) if len(notes) else np.zeros(0, bool)
   audio = np.zeros((n_render, 2), np.float32)
   if keep.any():
     inst = pretty_midi.Instrument(program=spec.program, is_drum=spec.is_drum)
     for p, v, s, e in notes[keep]:
       inst.notes.append(pretty_midi.Note(int(v), int(p), max(s - t0, 0.0), min(e, end + 0.05) - t0))
-    if len(spec.bends):
-      before = spec.bends[spec.bends[:, 0] < t0]
+    if len(bends):
+      before = bends[bends[:, 0] < t0]
       if len(before):
         inst.pitch_bends.append(pretty_midi.PitchBend(int(before[-1, 1]), 0.0))
-      for tb, val in spec.bends[(spec.bends[:, 0] >= t0) & (spec.bends[:, 0] < end)]:
+      for tb, val in bends[(bends[:, 0] >= t0) & (bends[:, 0] < end)]:
         inst.pitch_bends.append(pretty_midi.PitchBend(int(val), float(tb - t0)))
     pm = pretty_midi.PrettyMIDI(initial_tempo=spec.tempo)
     pm.instruments.append(inst)
@@ -671,7 +705,7 @@ def _dry(spec, start, end, preroll):
                      dtype="float32", always_2d=True)
     wav = wav[: n_render]
     audio[: len(wav)] = wav if level == 1.0 else wav * np.float32(level)
-  return audio, RENDER_RATE
+  return audio
 
 
 # --- writing a split to disk ------------------------------------------------------
@@ -805,10 +839,14 @@ def main(argv=None):
   p.add_argument("--guitar_amp", type=float, default=BENCHMARK.guitar_amp,
                  help="share of model-engine guitar train clips played through an overdriven amplifier and cabinet "
                       "(test and unseen: 0)")
+  p.add_argument("--formant_shift", type=int, default=BENCHMARK.formant_shift,
+                 help="sample-library train clips rendered k semitones up and played back k down, k drawn from "
+                      "-this..this (test and unseen: 0)")
   a = p.parse_args(argv)
   try:
     classes = check_write_args([c.strip() for c in a.classes.split(",") if c.strip()], a.layout, a.multi_label)
-    train_mix = check_mix(parse_mix(a.engines, a.chain_prob, a.voice_spread, a.distortion_prob, a.guitar_amp), classes)
+    train_mix = check_mix(parse_mix(a.engines, a.chain_prob, a.voice_spread, a.distortion_prob, a.guitar_amp, a.formant_shift),
+                          classes)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
