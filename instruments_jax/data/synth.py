@@ -13,7 +13,10 @@ models, modal drums; additive and FM voices), "fluid" and "freepats" (two more s
 libraries, FluidR3 GM and FreePats, playing the same GM programs: soundfonts.py, freepats.py;
 train mixes and held-out validation only, as BENCHMARK predates them and stays as it was). A recording chain (chains.py: a room,
 microphone and EQ curve, distortion, compression, noise floor, lossy codec, level)
-records a share `Mix.chain_prob` of the clips. The train split's mix is a choice of the
+records a share `Mix.chain_prob` of the clips (`Mix.distortion_prob` of those distort). Train mixes
+may also give model-engine clips voices of their own (`Mix.voice_spread`), put a share of the
+model engines' guitars through an overdriven amplifier (`Mix.guitar_amp`, `_amp`) and move the
+sample libraries' resonances by a formant shift (`Mix.formant_shift`, `_dry`). The train split's mix is a choice of the
 recipe (data.synth_engines, data.synth_chain_prob); test and unseen are always BENCHMARK
 (every engine, 3 clips in 4 through a chain), so runs compare on the same clips. The
 unseen split plays voices, programs, rooms and microphones used nowhere else. SOUNDFONT
