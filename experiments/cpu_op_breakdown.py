@@ -7,7 +7,10 @@ r"""Where the CPU time of one train step goes: the XLA ops of a `profile` trace,
 XLA: the events of the XLA:CPU worker threads (`tf_XLAEigen/...`) in the newest .xplane.pb, grouped
 by thunk kind (the HLO name without its number: ynn_fusion = convolutions and dots in YNNPACK,
 transpose_copy_fusion = layout transposes, ...), per step (`--steps` = the profile's trace_steps),
-summed over threads. (torch.profiler was tried for the PyTorch side: on this machine it slowed
+summed over threads. With `--device=gpu` (a trace taken on a GPU): the kernels of the GPU planes
+(`/device:GPU:N`): per line (XLA Modules, XLA Ops, each stream), the busy time per step against
+the step's wall time, then the `XLA Ops` events grouped by HLO kind and the kernels that took
+longest; what it cannot find it says, naming the planes and lines it saw. (torch.profiler was tried for the PyTorch side: on this machine it slowed
 the eager step about 20x, so its per-op figures said nothing about the unprofiled step.)
 """
 
@@ -44,13 +47,55 @@ def jax_breakdown(trace_dir, steps, top):
     print(f"| {kind} | {ns / 1e6 / steps:.1f} | {100 * ns / s:.1f}% | {count[kind] // steps} |")
 
 
+def gpu_breakdown(trace_dir, steps, top):
+  from jax.profiler import ProfileData
+
+  paths = sorted(glob.glob(os.path.join(trace_dir, "plugins", "profile", "*", "*.xplane.pb")), key=os.path.getmtime)
+  if not paths:
+    print(f"no .xplane.pb under {trace_dir}")
+    return
+  planes = list(ProfileData.from_file(paths[-1]).planes)
+  gpus = [p for p in planes if p.name.startswith("/device:GPU")]
+  print(f"{paths[-1]}\nplanes: {', '.join(p.name for p in planes)}")
+  for plane in gpus:
+    lines = list(plane.lines)
+    print(f"\n{plane.name}: lines {', '.join(f'{l.name} ({len(list(l.events))})' for l in lines)}")
+    print("| line | busy ms / step | span ms / step | events / step |\n|---|---|---|---|")
+    for line in lines:
+      ev = list(line.events)
+      if not ev:
+        continue
+      busy = sum(e.duration_ns for e in ev)
+      span = max(e.start_ns + e.duration_ns for e in ev) - min(e.start_ns for e in ev)
+      print(f"| {line.name} | {busy / 1e6 / steps:.2f} | {span / 1e6 / steps:.2f} | {len(ev) // steps} |")
+    ops = [l for l in lines if l.name == "XLA Ops"]
+    streams = [l for l in lines if l.name.startswith("Stream")]
+    for title, group in (("XLA op kind", ops), ("kernel", streams)):
+      total, count = collections.Counter(), collections.Counter()
+      for line in group:
+        for e in line.events:
+          kind = re.sub(r"\.\d+$", "", e.name) if title == "XLA op kind" else e.name[:90]
+          total[kind] += e.duration_ns
+          count[kind] += 1
+      s = sum(total.values())
+      if not s:
+        print(f"\n(no {title} events)")
+        continue
+      print(f"\n{s / 1e6 / steps:.2f} ms / step of {title} time\n| {title} | ms / step | share | calls / step |\n|---|---|---|---|")
+      for kind, ns in total.most_common(top):
+        print(f"| {kind} | {ns / 1e6 / steps:.3f} | {100 * ns / s:.1f}% | {count[kind] / steps:g} |")
+  if not gpus:
+    print("no GPU plane in this trace")
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("trace_dir")
   p.add_argument("--steps", type=int, default=2)
   p.add_argument("--top", type=int, default=12)
+  p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
   a = p.parse_args()
-  jax_breakdown(a.trace_dir, a.steps, a.top)
+  (gpu_breakdown if a.device == "gpu" else jax_breakdown)(a.trace_dir, a.steps, a.top)
 
 
 if __name__ == "__main__":

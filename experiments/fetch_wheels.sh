@@ -7,8 +7,11 @@
 # matplotlib, scikit-learn, scipy, h5py, flatbuffers, numba, torch 2.11 and torchvision 0.26;
 # measured there, these 19 distributions of our dependency tree are missing; `six` is added as a
 # 20th (11 kB): pretty_midi imports it, and the image has it only through python-dateutil < 3,
-# which a dry run here showed is not a given. Each is fetched alone (--no-deps): pip's resolver
-# would pull jax and the rest again.
+# which a dry run here showed is not a given. Issue 15 added two run-time dependencies the image
+# lacks: tensorboardX (board.py; it needs numpy, packaging and protobuf, all there) and
+# pyroomacoustics (data/chains.py, the recording chains' room IRs; numpy, scipy and Cython, all
+# there): 22 in all. Each is fetched alone (--no-deps): pip's resolver would pull jax and the
+# rest again.
 #
 #   bash experiments/fetch_wheels.sh            # uses .venv/bin/python for the versions, or $PYTHON
 set -euo pipefail
@@ -18,7 +21,8 @@ PY=${PYTHON:-.venv/bin/python}
 DEST=.whl
 LIMIT_MIB=${LIMIT_MIB:-40}
 MISSING=(keras namex optree grain array_record portpicker ml_collections librosa decorator pooch platformdirs
-         soundfile cffi pycparser soxr pretty_midi mido importlib_resources midirenderer six)
+         soundfile cffi pycparser soxr pretty_midi mido importlib_resources midirenderer six
+         tensorboardX pyroomacoustics)
 rm -rf "$DEST" && mkdir -p "$DEST"
 pins=()
 for name in "${MISSING[@]}"; do

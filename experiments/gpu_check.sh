@@ -20,11 +20,20 @@
 # $WORK (default /tmp/gpu_work), never under $OUT. Packages install with `pip --target` into
 # $WORK/site, so the image's own environment (its jax) is never touched.
 #
+# The feature cache fills beside the profile: right after the install a background process
+# (JAX_PLATFORMS=cpu, so it never touches the GPU) renders every train and test clip into
+# $WORK/feature_cache in nproc-4 worker processes, and the train stage waits for it; the profile
+# needs one or two cores and the GPU, the fill every other core (measured here: 2.6 clips/s per
+# core for `baseline`'s whole clips, chains included: 2 709 clips on 12 workers in about 90 s).
+#
 # Time budget (BUDGET, default 460 s of the 480 s = 8 minutes we plan for; 20 s margin): install
-# ~10 s; profile at most 150 s (the first full-size compile with autotuning is the unknown);
-# training at most TRAIN_LIMIT (200 s; target 180 s on one H100, compilation and the feature
-# cache fill included); bench_step gets what is left, one shape at a time. Stages that no longer
-# fit are skipped and say so.
+# ~10 s; profile at most 150 s (the first full-size compile with autotuning is the unknown),
+# then its trace summarized (cpu_op_breakdown.py --device=gpu, into profile.txt); training at
+# most TRAIN_LIMIT (200 s; target 180 s on one H100, compilation included, the fill's wait too);
+# bench_step at the baseline shape; then the lever (LEVER, default a profile at batch 32: is
+# the batch-8 step bound by launches and small kernels rather than by FLOPs?), appended to
+# profile.txt; the small shape last. Each gets what is left; stages that no longer fit are
+# skipped and say so.
 #
 # Signals: `timeout --foreground` sends SIGTERM to the stage's own process only (not to its
 # process group), so `train` checkpoints and exits at its next step while its grain workers
@@ -40,6 +49,7 @@ CONFIG=${CONFIG:-baseline}                 # CONFIG=smoke: the dry run on a CPU
 BENCH=${BENCH:-baseline,small}             # bench_step shapes, in order
 PROFILE_LIMIT=${PROFILE_LIMIT:-150}
 TRAIN_LIMIT=${TRAIN_LIMIT:-200}
+LEVER=${LEVER:---config.train.batch_size=32}  # the profile flags of the lever stage ("" skips it)
 PY=${PYTHON:-python3}
 T0=$(date +%s)
 rm -rf "$WORK" && mkdir -p "$WORK"
@@ -89,6 +99,23 @@ export PYTHONPATH="$PWD:$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
 log "$("$PY" -c 'import jax, keras, grain, librosa; print("jax", jax.__version__, jax.devices()[0].device_kind, "x", jax.device_count(), "keras", keras.__version__, "grain", grain.__version__)' 2>&1 | tail -1)"
 record install $(( $(date +%s) - t )) 0
 
+# the feature cache fills in the background (CPU only) while the profile has the GPU
+cat > "$WORK/prefill.py" <<'EOF'
+import sys
+from instruments_jax import configs, train
+from instruments_jax.data import cache
+from absl import logging
+if __name__ == "__main__":  # the fill's spawned workers import this file again
+  logging.set_verbosity(logging.INFO)
+  cfg = configs.get_config(sys.argv[1])
+  cfg.data.cache_dir, cfg.data.num_workers = sys.argv[2], int(sys.argv[3])
+  train.load_data(cfg, cache.from_config(cfg.data, cfg.audio))
+EOF
+PREFILL_T=$(date +%s)
+JAX_PLATFORMS=cpu "$PY" "$WORK/prefill.py" "$CONFIG" "$WORK/feature_cache" "$(( $(nproc) > 5 ? $(nproc) - 4 : 1 ))" \
+  > "$WORK/prefill.log" 2>&1 &
+PREFILL=$!
+
 # 1. profile at the config's training shape (baseline: 128 x 5168, batch 8, bf16)
 if fits profile 60; then
   stage profile "$(( $(left) < PROFILE_LIMIT ? $(left) : PROFILE_LIMIT ))" \
@@ -96,11 +123,19 @@ if fits profile 60; then
     --json="$OUT/profile.json" --trace_dir="$WORK/trace" --hlo_dir="$WORK/hlo" > "$OUT/profile.txt" 2>&1
   grep -E "^(device|compile time|step time|samples/s|FLOPs|achieved|MFU|memory: (compiled|device))" "$OUT/profile.txt" \
     | tee -a "$SUMMARY"
-  if [ -d "$WORK/trace" ]; then (cd "$WORK" && find trace -name "*.xplane.pb" | head -4 | tar czf "$OUT/trace.tgz" -T -); fi
+  if [ -d "$WORK/trace" ]; then
+    (cd "$WORK" && find trace -name "*.xplane.pb" | head -4 | tar czf "$OUT/trace.tgz" -T -)
+    device=gpu; case "$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1])).get("device",""))' "$OUT/profile.json" 2>/dev/null)" in cpu*) device=cpu;; esac
+    { echo; echo "## trace summary (experiments/cpu_op_breakdown.py --device=$device)"
+      timeout 60 "$PY" experiments/cpu_op_breakdown.py "$WORK/trace" --device=$device --top=15 2>&1 | tail -80; } >> "$OUT/profile.txt"
+  fi
 fi
 
 # 2. the full run on the embedded set: log-mels cached as rendered (filled in worker processes on
 # every core), then 5 epochs from the warm cache, validation each epoch, test at the end.
+t=$(date +%s); wait $PREFILL; rc=$?
+log "prefill: $(( $(date +%s) - PREFILL_T )) s wall (waited $(( $(date +%s) - t )) s), exit $rc; $(grep -E 'ready in' "$WORK/prefill.log" | tail -1 | sed 's/.*\] //')"
+record prefill $(( $(date +%s) - PREFILL_T )) $rc "$(tail -1 "$WORK/prefill.log" | cut -c1-200)"
 if fits train 90; then
   workers=$(( $(nproc) > 2 ? $(nproc) - 2 : 1 ))
   stage train "$(( $(left) - 60 < TRAIN_LIMIT ? $(left) - 60 : TRAIN_LIMIT ))" \
@@ -114,12 +149,22 @@ if fits train 90; then
 fi
 
 # 3-4. our step against PyTorch (eager and torch.compile, bf16), one shape at a time
+benched=0
 for shape in ${BENCH//,/ }; do
+  if [ $benched -gt 0 ] && [ -n "$LEVER" ] && fits lever 60; then  # after the first shape
+    stage lever "$(( $(left) < 120 ? $(left) : 120 ))" "$PY" -m instruments_jax.profile --config="$CONFIG" \
+      --config.model.weights=none $LEVER --steps=10 --rounds=3 --trace_steps=0 --json="$WORK/lever.json" \
+      --hlo_dir="$WORK/hlo_lever" > "$WORK/lever.txt" 2>&1
+    { echo; echo "## lever: $LEVER"; cat "$WORK/lever.txt"; } >> "$OUT/profile.txt"
+    grep -E "^(step time|samples/s|achieved|MFU)" "$WORK/lever.txt" | sed "s/^/lever /" | tee -a "$SUMMARY"
+    LEVER=""
+  fi
   if fits "bench_$shape" 45; then
     stage "bench_$shape" "$(( $(left) - 5 ))" env XLA_PYTHON_CLIENT_PREALLOCATE=false "$PY" experiments/bench_step.py \
       --shapes="$shape" --variants=jax_bf16,torch_eager_bf16,torch_compile_bf16 --rounds=5 --steps=3 \
       >> "$OUT/bench_step.txt" 2>&1
   fi
+  benched=$(( benched + 1 ))
 done
 grep -E "^(JAX/torch|best|\| )" "$OUT/bench_step.txt" 2>/dev/null | tail -8 | tee -a "$SUMMARY"
 log "total: $(( $(date +%s) - T0 )) s of $BUDGET; files in \$OUT: $(ls "$OUT" | wc -l)"
