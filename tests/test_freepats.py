@@ -1,7 +1,10 @@
 """The third sample library (data/freepats.py): GUS patches made into SoundFonts, and the `freepats` engine."""
 
 import io
+import os
+import shutil
 import struct
+import subprocess
 
 import numpy as np
 import pytest
@@ -187,3 +190,45 @@ def test_make_train_fetches_the_libraries_its_config_names_and_says_how_when_it_
   (tmp_path / "here" / "Tone_000").mkdir(parents=True)
   libraries.main(["--config=quick"])
   assert capsys.readouterr().out == f"freepats: {tmp_path / 'here'}\n"
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="builds a .deb with dpkg-deb (Debian, Ubuntu)")
+def test_fetch_takes_the_patch_folder_not_the_docs_of_the_same_name_and_mends_a_fetch_that_took_the_docs(
+    tmp_path, monkeypatch):
+  from instruments_jax.data import soundfonts
+
+  # a package laid out like Debian's freepats: usr/share/doc/freepats sorts before usr/share/midi/freepats
+  tree = tmp_path / "pkg"
+  (tree / "DEBIAN").mkdir(parents=True)
+  (tree / "DEBIAN" / "control").write_text("Package: freepats\nVersion: 1\nArchitecture: all\n"
+                                           "Maintainer: t <t@t>\nDescription: t\n")
+  (tree / "usr/share/doc/freepats").mkdir(parents=True)
+  (tree / "usr/share/doc/freepats/copyright").write_text("GPL")
+  (tree / "usr/share/midi/freepats/Tone_000").mkdir(parents=True)
+  (tree / "usr/share/midi/freepats/Tone_000/000_Acoustic_Grand_Piano.pat").write_bytes(b"GF1PATCH110")
+  subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(tree), str(tmp_path / "freepats_1_all.deb")],
+                 check=True, capture_output=True)
+  real_run, downloads = subprocess.run, []
+
+  def fake_run(cmd, **kw):  # only `apt-get download` is faked: dpkg-deb unpacks the package above for real
+    if cmd[:2] == ["apt-get", "download"]:
+      downloads.append(cmd[2])
+      shutil.copy(tmp_path / "freepats_1_all.deb", kw["cwd"])
+      return subprocess.CompletedProcess(cmd, 0, "", "")
+    return real_run(cmd, **kw)
+
+  monkeypatch.setattr(soundfonts.subprocess, "run", fake_run)
+  monkeypatch.setattr(soundfonts.shutil, "which", lambda name: f"/usr/bin/{name}")
+  dest = tmp_path / "cache" / "freepats"
+  dest.mkdir(parents=True)
+  (dest / "copyright").write_text("GPL")  # what the first version of fetch left: the docs folder
+  got = soundfonts.unpack_debian("freepats", "freepats", str(dest), freepats.PatchesUnavailable, holds="Tone_000")
+  assert got == str(dest) and downloads == ["freepats"]
+  assert sorted(os.listdir(dest)) == ["Tone_000"] and os.listdir(dest / "Tone_000") == ["000_Acoustic_Grand_Piano.pat"]
+  # a good folder is kept: no second download
+  assert soundfonts.unpack_debian("freepats", "freepats", str(dest), holds="Tone_000") == str(dest)
+  assert downloads == ["freepats"]
+  # a package with no such folder: the error says what it looked for
+  with pytest.raises(freepats.PatchesUnavailable, match="holds no freepats with Drum_999 in it"):
+    soundfonts.unpack_debian("freepats", "freepats", str(tmp_path / "other"), freepats.PatchesUnavailable,
+                             holds="Drum_999")

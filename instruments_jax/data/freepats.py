@@ -78,7 +78,7 @@ def fetch() -> str:
   except PatchesUnavailable:
     pass
   return soundfonts.unpack_debian(DEBIAN_PACKAGE, "freepats", os.path.join(soundfonts.cache_root(), "freepats"),
-                                  PatchesUnavailable, ENV)
+                                  PatchesUnavailable, ENV, holds="Tone_000")
 
 
 def _files(root: str) -> dict:

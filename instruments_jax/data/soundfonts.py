@@ -80,12 +80,15 @@ def fetch() -> str:
     return unpack_debian(DEBIAN_PACKAGE, FILE, os.path.join(cache_root(), FILE), SoundfontUnavailable, ENV)
 
 
-def unpack_debian(package: str, member: str, dest: str, error=RuntimeError, env: str = "") -> str:
+def unpack_debian(package: str, member: str, dest: str, error=RuntimeError, env: str = "", holds: str = "") -> str:
   """Moves the file or folder `member` of Debian's `package` (`apt-get download`, no root) to `dest`; returns `dest`.
 
-  Raises `error` saying why when there is no apt-get, the download fails or the package holds no `member`.
+  `holds`: an entry the folder `member` must contain. A package can name several paths `member` (freepats has
+  usr/share/doc/freepats beside usr/share/midi/freepats): the one holding it is taken, and a `dest` left
+  without it (an earlier fetch that took the docs) is fetched again. Raises `error` saying why when there is
+  no apt-get, the download fails or the package holds no such `member`.
   """
-  if os.path.exists(dest):
+  if os.path.exists(dest) and not (holds and not os.path.exists(os.path.join(dest, holds))):
     return dest
   if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
     raise error(f"fetching {member} needs apt-get and dpkg-deb (Debian, Ubuntu); elsewhere download "
@@ -99,8 +102,11 @@ def unpack_debian(package: str, member: str, dest: str, error=RuntimeError, env:
       raise error(f"apt-get download {package} failed: {(got.stderr or got.stdout).strip()}")
     subprocess.run(["dpkg-deb", "-x", debs[0], "x"], cwd=tmp, check=True)
     found = sorted(os.path.join(r, f) for r, ds, fs in os.walk(os.path.join(tmp, "x")) for f in fs + ds if f == member)
+    found = [f for f in found if not holds or os.path.exists(os.path.join(f, holds))]
     if not found:
-      raise error(f"{debs[0]} holds no {member}")
+      raise error(f"{debs[0]} holds no {member}" + (f" with {holds} in it" if holds else ""))
+    if os.path.isdir(dest):
+      shutil.rmtree(dest)
     os.replace(found[0], dest)
   return dest
 
