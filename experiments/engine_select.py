@@ -153,6 +153,12 @@ CANDIDATES = {
                            # cabinet (data.synth_guitar_amp; the sustained electric guitar of programs 29 and 30),
                            "-5ep+first10+drop0.3+freepats+amp0.3": f"{DROP} {FREEPATS} --config.data.synth_guitar_amp=0.3",
                            "-5ep+first10+drop0.3+amp0.3": f"{DROP} --config.data.synth_guitar_amp=0.3",
+                           # stop 33: the two candidates that rose on all three hold-outs, together
+                           "-5ep+first10+drop0.3+freepats+amp0.3+ls0.1": f"{DROP} {FREEPATS} "
+                                                                        "--config.data.synth_guitar_amp=0.3 "
+                                                                        "--config.train.label_smoothing=0.1",
+                           "-5ep+first10+drop0.3+amp0.3+ls0.1": f"{DROP} --config.data.synth_guitar_amp=0.3 "
+                                                                "--config.train.label_smoothing=0.1",
                            # and three times the chains' distortion, every class (data.synth_distortion_prob)
                            "-5ep+first10+drop0.3+freepats+dist0.3": f"{DROP} {FREEPATS} "
                                                                     "--config.data.synth_distortion_prob=0.3",
