@@ -88,7 +88,10 @@ def unpack_debian(package: str, member: str, dest: str, error=RuntimeError, env:
   without it (an earlier fetch that took the docs) is fetched again. Raises `error` saying why when there is
   no apt-get, the download fails or the package holds no such `member`.
   """
-  if os.path.exists(dest) and not (holds and not os.path.exists(os.path.join(dest, holds))):
+  def complete(path):  # `path` is there, and holds `holds` where one is named
+    return os.path.exists(os.path.join(path, holds) if holds else path)
+
+  if complete(dest):
     return dest
   if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
     raise error(f"fetching {member} needs apt-get and dpkg-deb (Debian, Ubuntu); elsewhere download "
@@ -102,7 +105,7 @@ def unpack_debian(package: str, member: str, dest: str, error=RuntimeError, env:
       raise error(f"apt-get download {package} failed: {(got.stderr or got.stdout).strip()}")
     subprocess.run(["dpkg-deb", "-x", debs[0], "x"], cwd=tmp, check=True)
     found = sorted(os.path.join(r, f) for r, ds, fs in os.walk(os.path.join(tmp, "x")) for f in fs + ds if f == member)
-    found = [f for f in found if not holds or os.path.exists(os.path.join(f, holds))]
+    found = [f for f in found if complete(f)]
     if not found:
       raise error(f"{debs[0]} holds no {member}" + (f" with {holds} in it" if holds else ""))
     if os.path.isdir(dest):
