@@ -25,10 +25,18 @@ import re
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 
+def newest_xplane(trace_dir):
+  """The newest `profile` trace under `trace_dir`; exits saying so where there is none."""
+  paths = sorted(glob.glob(os.path.join(trace_dir, "plugins", "profile", "*", "*.xplane.pb")), key=os.path.getmtime)
+  if not paths:
+    raise SystemExit(f"no .xplane.pb under {trace_dir}")
+  return paths[-1]
+
+
 def jax_breakdown(trace_dir, steps, top):
   from jax.profiler import ProfileData
 
-  path = sorted(glob.glob(os.path.join(trace_dir, "plugins", "profile", "*", "*.xplane.pb")), key=os.path.getmtime)[-1]
+  path = newest_xplane(trace_dir)
   total, count = collections.Counter(), collections.Counter()
   for plane in ProfileData.from_file(path).planes:
     for line in plane.lines:
@@ -50,30 +58,26 @@ def jax_breakdown(trace_dir, steps, top):
 def gpu_breakdown(trace_dir, steps, top):
   from jax.profiler import ProfileData
 
-  paths = sorted(glob.glob(os.path.join(trace_dir, "plugins", "profile", "*", "*.xplane.pb")), key=os.path.getmtime)
-  if not paths:
-    print(f"no .xplane.pb under {trace_dir}")
-    return
-  planes = list(ProfileData.from_file(paths[-1]).planes)
+  path = newest_xplane(trace_dir)
+  planes = list(ProfileData.from_file(path).planes)
   gpus = [p for p in planes if p.name.startswith("/device:GPU")]
-  print(f"{paths[-1]}\nplanes: {', '.join(p.name for p in planes)}")
+  print(f"{path}\nplanes: {', '.join(p.name for p in planes)}")
   for plane in gpus:
-    lines = list(plane.lines)
-    print(f"\n{plane.name}: lines {', '.join(f'{l.name} ({len(list(l.events))})' for l in lines)}")
+    lines = [(line.name, list(line.events)) for line in plane.lines]
+    print(f"\n{plane.name}: lines {', '.join(f'{name} ({len(ev)})' for name, ev in lines)}")
     print("| line | busy ms / step | span ms / step | events / step |\n|---|---|---|---|")
-    for line in lines:
-      ev = list(line.events)
+    for name, ev in lines:
       if not ev:
         continue
       busy = sum(e.duration_ns for e in ev)
       span = max(e.start_ns + e.duration_ns for e in ev) - min(e.start_ns for e in ev)
-      print(f"| {line.name} | {busy / 1e6 / steps:.2f} | {span / 1e6 / steps:.2f} | {len(ev) // steps} |")
-    ops = [l for l in lines if l.name == "XLA Ops"]
-    streams = [l for l in lines if l.name.startswith("Stream")]
+      print(f"| {name} | {busy / 1e6 / steps:.2f} | {span / 1e6 / steps:.2f} | {len(ev) // steps} |")
+    ops = [ev for name, ev in lines if name == "XLA Ops"]
+    streams = [ev for name, ev in lines if name.startswith("Stream")]
     for title, group in (("XLA op kind", ops), ("kernel", streams)):
       total, count = collections.Counter(), collections.Counter()
-      for line in group:
-        for e in line.events:
+      for ev in group:
+        for e in ev:
           kind = re.sub(r"\.\d+$", "", e.name) if title == "XLA op kind" else e.name[:90]
           total[kind] += e.duration_ns
           count[kind] += 1
