@@ -15,6 +15,7 @@ import instruments_jax  # noqa: F401  (selects the JAX backend before keras load
 import keras
 from keras.utils import get_file
 
+from instruments_jax import musicnn
 from instruments_jax.data import sources
 
 IMAGENET_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -66,7 +67,7 @@ def panns_pool(x):
 
 
 # model.backbone; configs.validate checks the name
-BACKBONES = {"resnet50": keras.applications.ResNet50, "cnn8": cnn8}
+BACKBONES = {"resnet50": keras.applications.ResNet50, "cnn8": cnn8, "musicnn": musicnn.musicnn}
 
 
 class WeightsUnavailable(RuntimeError):
@@ -104,10 +105,12 @@ def build_model(cfg, input_shape: tuple | None = None, mixed_precision: bool | N
   weights = str(cfg.model.weights) if load_weights else "none"
   if weights.lower() == "imagenet":
     weights_file = imagenet_weights_path()
+  elif weights.lower() == "musicnn":
+    weights_file = musicnn.weights_path()
   elif weights.lower() in ("none", ""):
     weights_file = None
   else:
-    if not os.path.isfile(weights):
+    if not (os.path.isfile(weights) or musicnn.is_checkpoint(weights)):
       raise FileNotFoundError(f"model.weights={weights!r}: no such file")
     weights_file = weights
   if mixed_precision is None:
@@ -147,6 +150,10 @@ def build_model(cfg, input_shape: tuple | None = None, mixed_precision: bool | N
         layer.momentum = float(cfg.model.bn_momentum)
   if weights_file is not None:
     load_backbone_weights(backbone, weights_file)
+  if cfg.model.freeze_backbone:
+    # Keras runs a frozen BatchNorm in inference mode, so the pretrained statistics stay, and the
+    # step's gradient reaches no backbone weight: XLA drops the backward pass through it.
+    backbone.trainable = False
   return keras.Model(inputs, logits, name=f"instruments_{cfg.model.backbone}")
 
 
@@ -154,6 +161,9 @@ def load_backbone_weights(backbone: keras.Model, path: str) -> None:
   """Loads a no-top ResNet50 weights file into `backbone`, summing conv1 over RGB when needed;
   another backbone loads a file saved from itself (`backbone.save_weights`)."""
   channels = backbone.input_shape[-1]
+  if backbone.name == "musicnn" and musicnn.is_checkpoint(path):
+    musicnn.load_weights(backbone, path)
+    return
   if backbone.name != "resnet50":
     try:
       backbone.load_weights(path)

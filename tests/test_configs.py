@@ -127,6 +127,12 @@ BAD = [
     ("seed below -1", {"seed": -2}, "seed", ">= -1"),
     ("ImageNet weights for cnn8", {"model.backbone": "cnn8"}, "model.weights", "only model.backbone=resnet50"),
     ("a width for resnet50", {"model.width": 2.0}, "model.width", "only model.backbone=cnn8"),
+    ("musicnn's checkpoint on resnet50", {"model.weights": "musicnn"}, "model.weights", "set model.backbone=musicnn"),
+    ("musicnn on 128 mel bins", {"model.backbone": "musicnn", "model.weights": "none"}, "model.backbone",
+     "takes 96 mel bins"),
+    ("musicnn's checkpoint on the recipe's 44.1 kHz front end",
+     {"model.backbone": "musicnn", "model.weights": "musicnn", "audio.mel_bins": 96}, "model.backbone",
+     "audio.sample_rate=44100 (wants 16000)"),
     ("width out of range", {"model.width": 8.0}, "model.width", "[0.25, 4]"),
     ("clips read to a negative length", {"data.max_clip_seconds": -1.0}, "data.max_clip_seconds", ">= 0"),
 ]

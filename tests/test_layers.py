@@ -13,7 +13,7 @@ LAYERS = [
     ("root", ["instruments_jax"]),  # selects the JAX backend
     ("configs", ["instruments_jax.configs*"]),  # named configs, the field schema, validate, describe
     ("data", ["instruments_jax.data*"]),  # sources, audio, features, cache, augment, pipeline, synth, inspect
-    ("model", ["instruments_jax.model", "instruments_jax.losses"]),
+    ("model", ["instruments_jax.musicnn", "instruments_jax.model", "instruments_jax.losses"]),
     ("step", ["instruments_jax.step"]),  # optimizer, train state, mesh, jitted steps, setup()
     ("run", ["instruments_jax.checkpoint", "instruments_jax.rundir", "instruments_jax.metrics", "instruments_jax.plots",
              "instruments_jax.classifier", "instruments_jax.board", "instruments_jax.report"]),

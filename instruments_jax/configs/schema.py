@@ -69,12 +69,13 @@ class Text:
 
 
 class Weights:
-  """Allows imagenet, none or an existing file (model.py reads the names case-insensitively)."""
+  """Allows imagenet, musicnn, none, an existing file or a TensorFlow checkpoint (model.py reads the names
+  case-insensitively)."""
 
-  text = "imagenet, none or the path of an existing Keras .h5 file"
+  text = "imagenet, musicnn, none, the path of an existing Keras .h5 file or a musicnn checkpoint folder"
 
   def problem(self, v):
-    if v.lower() in ("imagenet", "none") or os.path.isfile(v):
+    if v.lower() in ("imagenet", "musicnn", "none") or os.path.isfile(v) or os.path.isfile(os.path.join(v, ".index")):
       return None
     return f"no such file; choose {self.text}"
 
@@ -180,13 +181,16 @@ FIELDS: dict[str, Field] = {
     "name": Field(str, "config name, written to config.json", Text()),
     "seed": Field(int, "seed of weights, data order and augmentation; -1 draws one and logs it", Range(-1)),
     # model
-    "model.backbone": Field(str, "image backbone the log-mel goes through", OneOf("resnet50", "cnn8")),
-    "model.weights": Field(str, "initial backbone weights: keras' ImageNet file, random, or a local file",
+    "model.backbone": Field(str, "image backbone the log-mel goes through", OneOf("resnet50", "cnn8", "musicnn")),
+    "model.weights": Field(str, "initial backbone weights: keras' ImageNet file, musicnn's MagnaTagATune "
+                                "checkpoint (from its PyPI wheel), random, or a local file",
                            Weights()),
     "model.pool": Field(str, "global pooling of the backbone's last feature map: its mean, its max, or (panns) "
                              "the mean over frequency, then the max plus the mean over time",
                         OneOf("avg", "max", "panns")),
     "model.dropout": Field(float, "dropout rate before the classifier", Range(0, 1, hi_open=True)),
+    "model.freeze_backbone": Field(bool, "train only the classifier on the backbone's features (frozen weights, "
+                                         "BatchNorm in inference mode): a probe of pretrained weights"),
     "model.width": Field(float, "channel multiplier of cnn8's convolutions (1: 32-64-128-256)", Range(0.25, 4)),
     "model.bn_momentum": Field(float, "BatchNorm running-statistics momentum (Keras convention); 0 keeps keras' 0.99",
                                Range(0, 1, hi_open=True)),
@@ -341,6 +345,34 @@ def _imagenet_for_resnet(v, _):
             f"{v['model.backbone']} takes none or a weights file saved from it")
 
 
+def _musicnn_weights(v, _):
+  if v["model.weights"].lower() == "musicnn" and v["model.backbone"] != "musicnn":
+    return (f"model.weights='musicnn': that checkpoint is musicnn's; set model.backbone=musicnn, or "
+            f"model.weights=none for {v['model.backbone']}")
+
+
+# What musicnn's checkpoint heard in training (instruments_jax/musicnn.py): its filters mean nothing on another front end.
+MUSICNN_AUDIO = {"audio.sample_rate": 16000, "audio.stft_window_size": 512, "audio.hop_size": 256, "audio.mel_bins": 96,
+                 "audio.fmin": 0.0, "audio.fmax": 8000.0}
+
+
+def _musicnn_front_end(v, _):
+  if v["model.backbone"] != "musicnn":
+    return None
+  if v["audio.mel_bins"] != 96:
+    return f"audio.mel_bins={v['audio.mel_bins']!r}: model.backbone=musicnn takes 96 mel bins"
+  if v["model.pool"] != "avg":
+    return (f"model.pool={v['model.pool']!r}: musicnn pools with its own back-end (the max and the mean over "
+            f"time); leave model.pool=avg")
+  if str(v["model.weights"]).lower() == "none":
+    return None
+  off = [f"{p}={v[p]!r} (wants {want!r})" for p, want in MUSICNN_AUDIO.items() if v[p] != want]
+  if off:
+    return ("model.backbone=musicnn with its checkpoint: it was trained on 16 kHz log-mels of 512-point frames, hop 256, 96 bands "
+            "over 0-8000 Hz; set " + ", ".join(off))
+  return None
+
+
 def _width_for_cnn8(v, _):
   if v["model.width"] != 1 and v["model.backbone"] != "cnn8":
     return (f"model.width={v['model.width']!r}: only model.backbone=cnn8 has a width to set; "
@@ -433,6 +465,10 @@ def _masks_before_device_features(v, _):
 RULES: tuple[Rule, ...] = (
     Rule(("model.weights", "model.backbone"), "imagenet only with model.backbone=resnet50", _imagenet_for_resnet),
     Rule(("model.width", "model.backbone"), "1 unless model.backbone=cnn8", _width_for_cnn8),
+    Rule(("model.weights", "model.backbone"), "musicnn only with model.backbone=musicnn", _musicnn_weights),
+    Rule(("model.backbone", "model.pool", "model.weights", *MUSICNN_AUDIO),
+         "musicnn: 96 mel bins and model.pool=avg; with its checkpoint, the front end it was trained on",
+         _musicnn_front_end),
     Rule(("audio.fmax", "audio.sample_rate"), "<= audio.sample_rate / 2 (Nyquist)", _nyquist),
     Rule(("audio.fmin", "audio.fmax"), "< audio.fmax", _fmin_below_fmax),
     Rule(("audio.hop_size", "audio.stft_window_size"), "<= audio.stft_window_size", _hop_within_window),

@@ -1,0 +1,151 @@
+"""musicnn: its TensorFlow checkpoint read with numpy alone, mapped onto the Keras network, and its front end."""
+
+import struct
+
+import numpy as np
+import pytest
+
+from instruments_jax import model as model_lib
+from instruments_jax import musicnn
+from instruments_jax.configs import get_config
+
+
+def _varint(n):
+  out = b""
+  while True:
+    out += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+    n >>= 7
+    if not n:
+      return out
+
+
+def _field(number, value):
+  if isinstance(value, int):
+    return _varint(number << 3) + _varint(value)
+  return _varint(number << 3 | 2) + _varint(len(value)) + value
+
+
+def _block(entries):
+  """A LevelDB table block, every key whole (no prefix sharing), one restart point."""
+  body = b"".join(_varint(0) + _varint(len(k)) + _varint(len(v)) + k + v for k, v in entries)
+  return body + struct.pack("<II", 0, 1)
+
+
+def write_checkpoint(prefix, tensors):
+  """Writes `tensors` (float32) the way TensorFlow's tensor bundle lays them out: a table and one data shard."""
+  data, entries = b"", [(b"", _field(1, 1))]  # the header entry (num_shards=1)
+  for name in sorted(tensors):
+    raw = np.ascontiguousarray(tensors[name], np.float32).tobytes()
+    shape = b"".join(_field(2, _field(1, d)) for d in tensors[name].shape)
+    entries.append((name.encode(), _field(1, 1) + _field(2, shape) + _field(4, len(data)) + _field(5, len(raw))))
+    data += raw
+  with open(prefix + ".data-00000-of-00001", "wb") as f:
+    f.write(data)
+  table = b""
+
+  def put(block):  # appends a raw block and its 5-byte trailer; returns its handle
+    nonlocal table
+    handle = _varint(len(table)) + _varint(len(block))
+    table += block + b"\0\0\0\0\0"
+    return handle
+
+  data_handle = put(_block(entries))
+  meta_handle = put(_block([]))
+  index_handle = put(_block([(entries[-1][0], data_handle)]))
+  footer = (meta_handle + index_handle).ljust(40, b"\0") + struct.pack("<Q", 0xdb4775248b80fb57)
+  with open(prefix + ".index", "wb") as f:
+    f.write(table + footer)
+
+
+def _random_checkpoint(prefix, seed=0):
+  """Writes a checkpoint shaped like MTT_musicnn's, random values (and Adam slots, which are skipped)."""
+  rng = np.random.default_rng(seed)
+  shapes = {"conv2d": (7, 38, 1, 204), "conv2d_1": (7, 67, 1, 204), "conv2d_2": (128, 1, 1, 51),
+            "conv2d_3": (64, 1, 1, 51), "conv2d_4": (32, 1, 1, 51), "conv2d_5": (7, 561, 1, 64),
+            "conv2d_6": (7, 64, 1, 64), "conv2d_7": (7, 64, 1, 64), "dense": (1506, 200), "dense_1": (200, 50)}
+  t = {}
+  for scope, shape in shapes.items():
+    t[f"{scope}/kernel"] = rng.normal(0, 0.05, shape)
+    t[f"{scope}/bias"] = rng.normal(0, 0.05, shape[-1])
+    t[f"{scope}/kernel/Adam"] = np.zeros(shape)
+  for i, n in enumerate((1, 204, 204, 51, 51, 51, 64, 64, 64, 1506, 200)):
+    scope = "batch_normalization" + (f"_{i}" if i else "")
+    t[f"{scope}/gamma"] = rng.uniform(0.5, 1.5, n)
+    t[f"{scope}/beta"] = rng.normal(0, 0.1, n)
+    t[f"{scope}/moving_mean"] = rng.normal(0, 0.1, n)
+    t[f"{scope}/moving_variance"] = rng.uniform(0.5, 1.5, n)
+  write_checkpoint(prefix, t)
+  return {k: v.astype(np.float32) for k, v in t.items()}
+
+
+def test_checkpoint_reader_returns_every_tensor_bit_for_bit(tmp_path):
+  prefix = str(tmp_path / "model.ckpt")
+  written = _random_checkpoint(prefix)
+  read = musicnn.read_checkpoint(prefix)
+  assert read.keys() == written.keys()
+  for name, value in written.items():
+    np.testing.assert_array_equal(read[name], value, err_msg=name)
+
+
+def test_not_a_checkpoint_is_named(tmp_path):
+  bad = tmp_path / "x.index"
+  bad.write_bytes(b"\0" * 100)
+  with pytest.raises(ValueError, match=r"x.index: not a TensorFlow checkpoint index"):
+    musicnn.read_checkpoint(str(tmp_path / "x"))
+  with pytest.raises(ValueError, match="cannot read checkpoint index"):
+    musicnn.read_checkpoint(str(tmp_path / "missing"))
+
+
+def test_every_checkpoint_variable_lands_in_its_layer(tmp_path):
+  written = _random_checkpoint(str(tmp_path) + "/")  # a folder checkpoint, as the wheel's ("<dir>/.index")
+  net = musicnn.musicnn(input_shape=(96, None, 1))
+  musicnn.load_weights(net, str(tmp_path))
+  np.testing.assert_array_equal(net.get_layer("timbral77_conv").get_weights()[0], written["conv2d_1/kernel"])
+  np.testing.assert_array_equal(net.get_layer("midend1_conv").get_weights()[0], written["conv2d_5/kernel"][:, :, 0])
+  np.testing.assert_array_equal(net.get_layer("pool_bn").get_weights()[3], written["batch_normalization_9/moving_variance"])
+  np.testing.assert_array_equal(net.get_layer("penultimate").get_weights()[0], written["dense/kernel"])
+  loaded = {w.path for layer in net.layers for w in layer.weights}
+  assert len(loaded) == 8 * 2 + 11 * 4 + 2  # every conv, BatchNorm and the penultimate dense; the tag layer is ours to drop
+
+
+def test_a_checkpoint_of_another_network_is_refused_with_the_layer_named(tmp_path):
+  t = _random_checkpoint(str(tmp_path / "a"))
+  t["conv2d/kernel"] = np.zeros((7, 40, 1, 204), np.float32)
+  write_checkpoint(str(tmp_path / "b"), t)
+  with pytest.raises(ValueError, match=r"timbral74_conv has shapes"):
+    musicnn.load_weights(musicnn.musicnn(input_shape=(96, None, 1)), str(tmp_path / "b"))
+  del t["dense_1/kernel"], t["dense_1/bias"]
+  write_checkpoint(str(tmp_path / "c"), t)
+  with pytest.raises(ValueError, match=r"lacks the variables of \['dense_1'\]"):
+    musicnn.load_weights(musicnn.musicnn(input_shape=(96, None, 1)), str(tmp_path / "c"))
+
+
+def test_front_end_turns_db_into_musicnn_log_compression():
+  net = musicnn.musicnn(input_shape=(96, None, 1))
+  probe = musicnn.keras.Model(net.input, net.get_layer("natural_to_log10").output)
+  power = np.geomspace(1e-9, 1e3, 96 * 10).reshape(1, 96, 10, 1).astype(np.float32)
+  got = np.asarray(probe(10 * np.log10(power)))
+  np.testing.assert_allclose(got, np.log10(1 + 10000 * power), rtol=1e-5, atol=1e-6)
+
+
+def test_musicnn_classifier_takes_any_length_and_its_checkpoint_folder(tmp_path):
+  _random_checkpoint(str(tmp_path) + "/")
+  cfg = get_config("smoke")
+  cfg.model.backbone, cfg.model.weights, cfg.audio.mel_bins = "musicnn", str(tmp_path), 96
+  m = model_lib.build_model(cfg)
+  for frames in (20, 47):
+    out = m(np.zeros((2, 96, frames, 1), np.float32))
+    assert out.shape == (2, 4) and out.dtype == "float32"
+  np.testing.assert_array_equal(m.get_layer("musicnn").get_layer("temporal32_conv").get_weights()[1],
+                                musicnn.read_checkpoint(str(tmp_path) + "/")["conv2d_4/bias"])
+
+
+def test_offline_musicnn_weights_say_where_to_put_them(monkeypatch, tmp_path):
+  monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+  import subprocess
+
+  monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 1, "", "ERROR: No matching distribution"))
+  with pytest.raises(musicnn.WeightsUnavailable) as e:
+    musicnn.weights_path()
+  message = str(e.value)
+  assert "musicnn==0.1.0" in message and str(tmp_path) in message and "--config.model.weights=none" in message
