@@ -31,6 +31,12 @@ FIRST10 = f"{EP5} --config.data.max_clip_seconds=10"  # fifth round: clips read 
 DROP = f"{FIRST10} --config.model.dropout=0.3"  # sixth round's base: the fifth round's choice
 FREEPATS = "--config.data.synth_engines=soundfont,physical,spectral,freepats"  # ninth round's mix
 MEL128_HOP1024 = "--config.audio.mel_bins=128 --config.audio.hop_size=1024"  # eleventh round: 128 bands, same pixels
+# stop 34: musicnn's MagnaTagATune weights (model.weights=musicnn), frozen, on the front end they were trained on;
+# only the classifier trains (3 s windows, as musicnn was trained)
+MUSICNN = ("--config.model.backbone=musicnn --config.model.weights=musicnn --config.model.freeze_backbone=true "
+           "--config.audio.sample_rate=16000 --config.audio.stft_window_size=512 --config.audio.hop_size=256 "
+           "--config.audio.mel_bins=96 --config.audio.fmin=0 --config.audio.fmax=8000 "
+           "--config.audio.training_chunk_seconds=3 --config.prediction.inference_chunk_seconds=3")
 HOLD_OUT = "--config.data.validation_strategy=engine --config.data.validation_engine={engine}"  # --validation_engine
 CANDIDATES = {
     # the embedded set as it was: the soundfont only, dry
@@ -167,6 +173,22 @@ CANDIDATES = {
                            # either way, the notes kept (data.synth_formant_shift)
                            "-5ep+first10+drop0.3+freepats+shift3": f"{DROP} {FREEPATS} --config.data.synth_formant_shift=3",
                            "-5ep+first10+drop0.3+shift3": f"{DROP} --config.data.synth_formant_shift=3",
+                           # stop 34: a network trained on real recordings, frozen; the classifier alone trains
+                           "-5ep+first10+drop0.3+freepats+musicnn": f"{DROP} {FREEPATS} {MUSICNN}",
+                           "-5ep+first10+drop0.3+musicnn": f"{DROP} {MUSICNN}",
+                           # a linear probe wants a hotter schedule than a network trained from scratch
+                           "-5ep+first10+drop0.3+freepats+musicnn+lr1e-2": f"{DROP} {FREEPATS} {MUSICNN} "
+                                                                           "--config.train.learning_rate=1e-2",
+                           # ... its classifier started from musicnn's guitar, drums, violin and piano tag units
+                           # (model.head_init=tags), and those units alone (no step: zero-shot)
+                           "-5ep+first10+drop0.3+freepats+musicnn+tags+lr1e-2": f"{DROP} {FREEPATS} {MUSICNN} "
+                                                                                "--config.model.head_init=tags "
+                                                                                "--config.train.learning_rate=1e-2",
+                           "-5ep+first10+drop0.3+freepats+musicnn+tags-zeroshot": f"{DROP} {FREEPATS} {MUSICNN} "
+                                                                                  "--config.model.head_init=tags "
+                                                                                  "--config.train.learning_rate=0 "
+                                                                                  "--config.train.epochs=1 "
+                                                                                  "--config.train.evaluation_epochs=1",
                            }.items()
        for suffix, seed in (("", ""), *((f"-seed{k}", f"--config.seed={k}") for k in (1, 2, 3)))},
 }

@@ -139,7 +139,8 @@ def build_model(cfg, input_shape: tuple | None = None, mixed_precision: bool | N
       x = panns_pool(x)
     if cfg.model.dropout > 0:
       x = keras.layers.Dropout(cfg.model.dropout, name="dropout")(x)
-    logits = keras.layers.Dense(len(sources.class_names(cfg)), dtype="float32", name="logits")(x)
+    head = keras.layers.Dense(len(sources.class_names(cfg)), dtype="float32", name="logits")
+    logits = head(x)
   finally:
     keras.config.set_dtype_policy(previous)
   if cfg.model.bn_momentum:
@@ -150,6 +151,8 @@ def build_model(cfg, input_shape: tuple | None = None, mixed_precision: bool | N
         layer.momentum = float(cfg.model.bn_momentum)
   if weights_file is not None:
     load_backbone_weights(backbone, weights_file)
+  if cfg.model.head_init == "tags" and weights_file is not None:
+    head.set_weights(musicnn.tag_head(weights_file, sources.class_names(cfg), head.get_weights()))
   if cfg.model.freeze_backbone:
     # Keras runs a frozen BatchNorm in inference mode, so the pretrained statistics stay, and the
     # step's gradient reaches no backbone weight: XLA drops the backward pass through it.

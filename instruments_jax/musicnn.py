@@ -311,3 +311,25 @@ def load_weights(backbone: keras.Model, path: str) -> None:
       raise ValueError(f"musicnn checkpoint {prefix!r}: {layer.name} has shapes {[v.shape for v in values]}, "
                        f"the network wants {expected}")
     layer.set_weights(values)
+
+
+def tag_for(name: str) -> str | None:
+  """Returns the MagnaTagATune tag a class name means ("drum" -> "drums"), or None."""
+  name = name.strip().lower().replace("_", " ")
+  for tag in (name, name + "s", name.rstrip("s")):
+    if tag in MTT_LABELS:
+      return tag
+  return None
+
+
+def tag_head(path: str, classes, current: list[np.ndarray]) -> list[np.ndarray]:
+  """Returns classifier weights [kernel [200, classes], bias] whose column for each class named like an MTT tag
+  is that tag's output unit of the checkpoint `path` names; the other columns keep `current`."""
+  kernel, bias = (np.array(w) for w in current)
+  tags_kernel, tags_bias = checkpoint_weights(read_checkpoint(checkpoint_prefix(path)))["tags"]
+  for column, name in enumerate(classes):
+    tag = tag_for(name)
+    if tag is not None:
+      kernel[:, column] = tags_kernel[:, MTT_LABELS.index(tag)]
+      bias[column] = tags_bias[MTT_LABELS.index(tag)]
+  return [kernel, bias]

@@ -149,3 +149,17 @@ def test_offline_musicnn_weights_say_where_to_put_them(monkeypatch, tmp_path):
     musicnn.weights_path()
   message = str(e.value)
   assert "musicnn==0.1.0" in message and str(tmp_path) in message and "--config.model.weights=none" in message
+
+
+def test_tag_head_starts_each_class_named_like_a_tag_from_that_tag(tmp_path):
+  written = _random_checkpoint(str(tmp_path) + "/")
+  cfg = get_config("smoke")
+  cfg.model.backbone, cfg.model.weights, cfg.audio.mel_bins = "musicnn", str(tmp_path), 96
+  cfg.model.head_init, cfg.data.classes = "tags", "drum,Violin,kazoo"
+  kernel, bias = model_lib.build_model(cfg).get_layer("logits").get_weights()
+  tags = written["dense_1/kernel"], written["dense_1/bias"]
+  for column, tag in ((0, "drums"), (1, "violin")):
+    np.testing.assert_array_equal(kernel[:, column], tags[0][:, musicnn.MTT_LABELS.index(tag)])
+    assert bias[column] == tags[1][musicnn.MTT_LABELS.index(tag)]
+  assert not any(np.array_equal(kernel[:, 2], tags[0][:, k]) for k in range(50))  # no kazoo tag: left random
+  assert musicnn.tag_for("guitars") == "guitar" and musicnn.tag_for("kazoo") is None

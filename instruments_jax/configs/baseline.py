@@ -23,6 +23,8 @@ def get_config():
   c.model.dropout = 0.0  # architecture.dropout
   # Not in the recipe (which fine-tunes every layer): true trains the classifier alone.
   c.model.freeze_backbone = False
+  # Not in the recipe: "tags" starts each class named like one of musicnn's MagnaTagATune tags from it.
+  c.model.head_init = "random"
   # Not in the recipe: cnn8's channel multiplier (1: 32-64-128-256); resnet50's widths are fixed.
   c.model.width = 1.0
   # PyTorch's BatchNorm (the recipe's timm ResNet50) keeps running stats with momentum 0.1,

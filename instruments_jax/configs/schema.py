@@ -191,6 +191,9 @@ FIELDS: dict[str, Field] = {
     "model.dropout": Field(float, "dropout rate before the classifier", Range(0, 1, hi_open=True)),
     "model.freeze_backbone": Field(bool, "train only the classifier on the backbone's features (frozen weights, "
                                          "BatchNorm in inference mode): a probe of pretrained weights"),
+    "model.head_init": Field(str, "classifier's first weights: random, or (tags, with musicnn's checkpoint) each "
+                                  "class named like a MagnaTagATune tag starts as that tag's output unit",
+                             OneOf("random", "tags")),
     "model.width": Field(float, "channel multiplier of cnn8's convolutions (1: 32-64-128-256)", Range(0.25, 4)),
     "model.bn_momentum": Field(float, "BatchNorm running-statistics momentum (Keras convention); 0 keeps keras' 0.99",
                                Range(0, 1, hi_open=True)),
@@ -345,6 +348,12 @@ def _imagenet_for_resnet(v, _):
             f"{v['model.backbone']} takes none or a weights file saved from it")
 
 
+def _tags_need_musicnn(v, _):
+  if v["model.head_init"] == "tags" and (v["model.backbone"] != "musicnn" or v["model.weights"].lower() == "none"):
+    return (f"model.head_init='tags': the tag units come from musicnn's checkpoint; set model.backbone=musicnn "
+            f"and model.weights=musicnn (or a musicnn checkpoint folder), or model.head_init=random")
+
+
 def _musicnn_weights(v, _):
   if v["model.weights"].lower() == "musicnn" and v["model.backbone"] != "musicnn":
     return (f"model.weights='musicnn': that checkpoint is musicnn's; set model.backbone=musicnn, or "
@@ -466,6 +475,8 @@ RULES: tuple[Rule, ...] = (
     Rule(("model.weights", "model.backbone"), "imagenet only with model.backbone=resnet50", _imagenet_for_resnet),
     Rule(("model.width", "model.backbone"), "1 unless model.backbone=cnn8", _width_for_cnn8),
     Rule(("model.weights", "model.backbone"), "musicnn only with model.backbone=musicnn", _musicnn_weights),
+    Rule(("model.head_init", "model.backbone", "model.weights"), "tags only with musicnn's checkpoint",
+         _tags_need_musicnn),
     Rule(("model.backbone", "model.pool", "model.weights", *MUSICNN_AUDIO),
          "musicnn: 96 mel bins and model.pool=avg; with its checkpoint, the front end it was trained on",
          _musicnn_front_end),
