@@ -33,7 +33,7 @@ FREEPATS = "--config.data.synth_engines=soundfont,physical,spectral,freepats"  #
 MEL128_HOP1024 = "--config.audio.mel_bins=128 --config.audio.hop_size=1024"  # eleventh round: 128 bands, same pixels
 # stop 34: musicnn's MagnaTagATune weights (model.weights=musicnn), frozen, on the front end they were trained on;
 # only the classifier trains (3 s windows, as musicnn was trained)
-MUSICNN = ("--config.model.backbone=musicnn --config.model.weights=musicnn --config.model.freeze_backbone=true "
+MUSICNN = ("--config.model.backbone=musicnn --config.model.weights=musicnn --config.model.freeze=backbone "
            "--config.audio.sample_rate=16000 --config.audio.stft_window_size=512 --config.audio.hop_size=256 "
            "--config.audio.mel_bins=96 --config.audio.fmin=0 --config.audio.fmax=8000 "
            "--config.audio.training_chunk_seconds=3 --config.prediction.inference_chunk_seconds=3")
@@ -179,6 +179,11 @@ CANDIDATES = {
                            # a linear probe wants a hotter schedule than a network trained from scratch
                            "-5ep+first10+drop0.3+freepats+musicnn+lr1e-2": f"{DROP} {FREEPATS} {MUSICNN} "
                                                                            "--config.train.learning_rate=1e-2",
+                           # ... musicnn's back-end (its pooled features' dense layer) trained too (the second
+                           # for the FreePats hold-out)
+                           "-5ep+first10+drop0.3+freepats+musicnn+backend": f"{DROP} {FREEPATS} {MUSICNN} "
+                                                                            "--config.model.freeze=features",
+                           "-5ep+first10+drop0.3+musicnn+backend": f"{DROP} {MUSICNN} --config.model.freeze=features",
                            # ... its classifier started from musicnn's guitar, drums, violin and piano tag units
                            # (model.head_init=tags), and those units alone (no step: zero-shot)
                            "-5ep+first10+drop0.3+freepats+musicnn+tags+lr1e-2": f"{DROP} {FREEPATS} {MUSICNN} "

@@ -153,10 +153,13 @@ def build_model(cfg, input_shape: tuple | None = None, mixed_precision: bool | N
     load_backbone_weights(backbone, weights_file)
   if cfg.model.head_init == "tags" and weights_file is not None:
     head.set_weights(musicnn.tag_head(weights_file, sources.class_names(cfg), head.get_weights()))
-  if cfg.model.freeze_backbone:
+  if cfg.model.freeze != "none":
     # Keras runs a frozen BatchNorm in inference mode, so the pretrained statistics stay, and the
-    # step's gradient reaches no backbone weight: XLA drops the backward pass through it.
-    backbone.trainable = False
+    # step's gradient reaches no frozen weight: XLA drops the backward pass through them.
+    keep = musicnn.BACKEND if cfg.model.freeze == "features" else ()  # configs.validate: features is musicnn's
+    for layer in backbone.layers:
+      if layer.name not in keep:
+        layer.trainable = False
   return keras.Model(inputs, logits, name=f"instruments_{cfg.model.backbone}")
 
 

@@ -128,6 +128,8 @@ BAD = [
     ("ImageNet weights for cnn8", {"model.backbone": "cnn8"}, "model.weights", "only model.backbone=resnet50"),
     ("a width for resnet50", {"model.width": 2.0}, "model.width", "only model.backbone=cnn8"),
     ("musicnn's checkpoint on resnet50", {"model.weights": "musicnn"}, "model.weights", "set model.backbone=musicnn"),
+    ("cnn8 frozen to its features", {"model.backbone": "cnn8", "model.weights": "none", "model.freeze": "features"},
+     "model.freeze", "only model.backbone=musicnn"),
     ("tag head without musicnn", {"model.head_init": "tags"}, "model.head_init", "set model.backbone=musicnn"),
     ("musicnn on 128 mel bins", {"model.backbone": "musicnn", "model.weights": "none"}, "model.backbone",
      "takes 96 mel bins"),

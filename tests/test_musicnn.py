@@ -163,3 +163,14 @@ def test_tag_head_starts_each_class_named_like_a_tag_from_that_tag(tmp_path):
     assert bias[column] == tags[1][musicnn.MTT_LABELS.index(tag)]
   assert not any(np.array_equal(kernel[:, 2], tags[0][:, k]) for k in range(50))  # no kazoo tag: left random
   assert musicnn.tag_for("guitars") == "guitar" and musicnn.tag_for("kazoo") is None
+
+
+@pytest.mark.parametrize("freeze", ["none", "backbone", "features"])
+def test_freeze_leaves_only_the_named_weights_to_train(freeze):
+  cfg = get_config("smoke")
+  cfg.model.backbone, cfg.model.weights, cfg.audio.mel_bins, cfg.model.freeze = "musicnn", "none", 96, freeze
+  m = model_lib.build_model(cfg)
+  # none: every conv, BatchNorm scale and shift and dense (the moving statistics never train); features: the
+  # back-end's dense and its two BatchNorms' scale and shift; always the classifier's kernel and bias
+  counts = {"none": 8 * 2 + 11 * 2 + 2 + 2, "backbone": 2, "features": 2 + 2 * 2 + 2}
+  assert len(m.trainable_variables) == counts[freeze]

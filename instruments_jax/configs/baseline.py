@@ -21,8 +21,8 @@ def get_config():
   c.model.weights = "imagenet"  # architecture.pretrained=true; or a .h5 path, or "none"
   c.model.pool = "avg"  # architecture.pool=Average
   c.model.dropout = 0.0  # architecture.dropout
-  # Not in the recipe (which fine-tunes every layer): true trains the classifier alone.
-  c.model.freeze_backbone = False
+  # Not in the recipe (which fine-tunes every layer): "backbone" trains the classifier alone (schema.py).
+  c.model.freeze = "none"
   # Not in the recipe: "tags" starts each class named like one of musicnn's MagnaTagATune tags from it.
   c.model.head_init = "random"
   # Not in the recipe: cnn8's channel multiplier (1: 32-64-128-256); resnet50's widths are fixed.

@@ -189,8 +189,10 @@ FIELDS: dict[str, Field] = {
                              "the mean over frequency, then the max plus the mean over time",
                         OneOf("avg", "max", "panns")),
     "model.dropout": Field(float, "dropout rate before the classifier", Range(0, 1, hi_open=True)),
-    "model.freeze_backbone": Field(bool, "train only the classifier on the backbone's features (frozen weights, "
-                                         "BatchNorm in inference mode): a probe of pretrained weights"),
+    "model.freeze": Field(str, "backbone weights held fixed (BatchNorm in inference mode): none; backbone (only the "
+                               "classifier trains: a probe of pretrained weights); features (musicnn: its front- and "
+                               "mid-end, so its back-end's dense layer trains with the classifier)",
+                          OneOf("none", "backbone", "features")),
     "model.head_init": Field(str, "classifier's first weights: random, or (tags, with musicnn's checkpoint) each "
                                   "class named like a MagnaTagATune tag starts as that tag's output unit",
                              OneOf("random", "tags")),
@@ -348,6 +350,12 @@ def _imagenet_for_resnet(v, _):
             f"{v['model.backbone']} takes none or a weights file saved from it")
 
 
+def _features_are_musicnn(v, _):
+  if v["model.freeze"] == "features" and v["model.backbone"] != "musicnn":
+    return (f"model.freeze='features': only model.backbone=musicnn has a back-end to train apart from its "
+            f"features; freeze none or the whole backbone of {v['model.backbone']}")
+
+
 def _tags_need_musicnn(v, _):
   if v["model.head_init"] == "tags" and (v["model.backbone"] != "musicnn" or v["model.weights"].lower() == "none"):
     return (f"model.head_init='tags': the tag units come from musicnn's checkpoint; set model.backbone=musicnn "
@@ -475,6 +483,7 @@ RULES: tuple[Rule, ...] = (
     Rule(("model.weights", "model.backbone"), "imagenet only with model.backbone=resnet50", _imagenet_for_resnet),
     Rule(("model.width", "model.backbone"), "1 unless model.backbone=cnn8", _width_for_cnn8),
     Rule(("model.weights", "model.backbone"), "musicnn only with model.backbone=musicnn", _musicnn_weights),
+    Rule(("model.freeze", "model.backbone"), "features only with model.backbone=musicnn", _features_are_musicnn),
     Rule(("model.head_init", "model.backbone", "model.weights"), "tags only with musicnn's checkpoint",
          _tags_need_musicnn),
     Rule(("model.backbone", "model.pool", "model.weights", *MUSICNN_AUDIO),
