@@ -1,6 +1,7 @@
 r"""Tables a round of `engine_select.py` runs on the three hold-outs, seeds 0-3, and applies stop 28's rule.
 
     python experiments/round_table.py --runs=DIR --candidates=+panns,+ls0.1
+        [--reference=physical:0.8833,fluid:0.8033,freepats:0.8842]
 
 DIR holds one folder per hold-out (physical, fluid, freepats), each the `--runs` of one
 `engine_select.py --validation_engine=<it> --validation_fold=-1` call. The reference is
@@ -9,7 +10,9 @@ the reference's name with a suffix. Prints, per hold-out, each side's four seeds
 on every held-out clip (accuracy / macro F1 / ROC-AUC / guitar recall / piano recall), the tests
 the runs printed, and the rule's verdict: a candidate is a gain if the mean over the three
 hold-outs' four-seed means rises by more than 1.3 points and no hold-out's mean falls by more
-than 1.3. A run not yet finished shows as "-" and leaves its side's mean out.
+than 1.3. A run not yet finished shows as "-" and leaves its side's mean out. `--reference`
+gives the reference's four-seed means as recorded (RESULTS.md) when its runs are on another
+machine; a hold-out it names is judged against that number, and its reference row is left out.
 """
 
 from __future__ import annotations
@@ -40,12 +43,21 @@ def main(argv=None):
   p = argparse.ArgumentParser()
   p.add_argument("--runs", required=True)
   p.add_argument("--candidates", required=True, help="comma-separated suffixes of the reference's name")
+  p.add_argument("--reference", default="", help="recorded reference means, e.g. physical:0.8833,fluid:0.8033")
   a = p.parse_args(argv)
   sides = ["", *a.candidates.split(",")]
   means = {}
+  for item in filter(None, a.reference.split(",")):
+    hold_out, _, value = item.partition(":")
+    if hold_out not in HOLD_OUTS or not value:
+      p.error(f"--reference: {item!r} is not HOLD_OUT:MEAN with HOLD_OUT one of {', '.join(HOLD_OUTS)}")
+    means[hold_out, ""] = float(value)
   print("| hold-out | side | seed 0 | seed 1 | seed 2 | seed 3 | mean | tests |\n|---|---|---|---|---|---|---|---|")
   for hold_out in HOLD_OUTS:
     for side in sides:
+      if side == "" and (hold_out, "") in means:
+        print(f"| {hold_out} | reference (recorded) | - | - | - | - | **{means[hold_out, '']:.4f}** | - |")
+        continue
       val = [_load(a.runs, hold_out, _name(hold_out, side, s), "validation") for s in SEEDS]
       test = [_load(a.runs, hold_out, _name(hold_out, side, s), "test") for s in SEEDS]
       if all(v is not None for v in val):

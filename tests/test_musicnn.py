@@ -174,3 +174,32 @@ def test_freeze_leaves_only_the_named_weights_to_train(freeze):
   # back-end's dense and its two BatchNorms' scale and shift; always the classifier's kernel and bias
   counts = {"none": 8 * 2 + 11 * 2 + 2 + 2, "backbone": 2, "features": 2 + 2 * 2 + 2}
   assert len(m.trainable_variables) == counts[freeze]
+
+
+@pytest.mark.slow
+def test_musicnn_config_trains_its_back_end_and_keeps_the_frozen_front_end(tmp_path):
+  from instruments_jax import classifier
+  from instruments_jax.train import train_and_evaluate
+
+  ckpt = tmp_path / "MTT_musicnn"
+  ckpt.mkdir()
+  written = _random_checkpoint(str(ckpt) + "/")
+  cfg = get_config("musicnn")
+  cfg.model.weights = str(ckpt)  # the test's checkpoint instead of the wheel's
+  smoke = get_config("smoke")
+  cfg.data.data_sample, cfg.data.num_workers, cfg.data.cache_dir = smoke.data.data_sample, 0, "none"
+  cfg.data.synth_engines = "soundfont,physical,spectral"  # no FreePats download in the suite
+  cfg.train.batch_size, cfg.train.epochs, cfg.train.evaluation_epochs = 4, 1, 1
+  cfg.audio.training_chunk_seconds = cfg.prediction.inference_chunk_seconds = 1.0
+  cfg.prediction.max_inference_chunk_seconds = 2.0
+  results = train_and_evaluate(cfg, str(tmp_path / "run"))
+  assert 0 <= results["test"]["accuracy"] <= 1
+  clf = classifier.load_classifier(str(tmp_path / "run"))
+  saved = {v.path: np.asarray(value) for group, key in ((clf.model.trainable_variables, "params"),
+                                                        (clf.model.non_trainable_variables, "model_state"))
+           for v, value in zip(group, clf.params[key])}
+  frozen = {v.path for v in clf.model.non_trainable_variables}
+  assert any("timbral74_conv" in p for p in frozen) and not any("penultimate/" in p for p in frozen)
+  np.testing.assert_array_equal(saved["timbral74_conv/kernel"], written["conv2d/kernel"])
+  np.testing.assert_array_equal(saved["input_bn/moving_mean"], written["batch_normalization/moving_mean"])
+  assert not np.array_equal(saved["penultimate/kernel"], written["dense/kernel"])  # the back-end trained
