@@ -160,6 +160,8 @@ def build_model(cfg, input_shape: tuple | None = None, mixed_precision: bool | N
     for layer in backbone.layers:
       if layer.name not in keep:
         layer.trainable = False
+        if isinstance(layer, keras.layers.Dropout):
+          layer.rate = 0.0  # a frozen part is a fixed feature extractor: Keras keeps dropout on whatever trainable says
   return keras.Model(inputs, logits, name=f"instruments_{cfg.model.backbone}")
 
 

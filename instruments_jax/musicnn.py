@@ -202,7 +202,7 @@ _CONVS = ["timbral74_conv", "timbral77_conv", "temporal128_conv", "temporal64_co
 _BNS = ["input_bn", "timbral74_bn", "timbral77_bn", "temporal128_bn", "temporal64_bn", "temporal32_bn",
         "midend1_bn", "midend2_bn", "midend3_bn", "pool_bn", "penultimate_bn"]
 _DENSES = ["penultimate", "tags"]
-BACKEND = ("pool_bn", "penultimate", "penultimate_bn")  # what model.freeze=features leaves to train
+BACKEND = ("pool_bn", "pool_dropout", "penultimate", "penultimate_bn")  # what model.freeze=features leaves to train
 
 
 def _scoped(tensors: dict, kind: str, count: int, names: tuple) -> list[str]:

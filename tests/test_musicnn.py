@@ -203,3 +203,15 @@ def test_musicnn_config_trains_its_back_end_and_keeps_the_frozen_front_end(tmp_p
   np.testing.assert_array_equal(saved["timbral74_conv/kernel"], written["conv2d/kernel"])
   np.testing.assert_array_equal(saved["input_bn/moving_mean"], written["batch_normalization/moving_mean"])
   assert not np.array_equal(saved["penultimate/kernel"], written["dense/kernel"])  # the back-end trained
+
+
+@pytest.mark.parametrize("freeze,fixed", [("backbone", True), ("features", False)])
+def test_a_frozen_backbone_gives_the_same_features_in_training(freeze, fixed):
+  cfg = get_config("smoke")
+  cfg.model.backbone, cfg.model.weights, cfg.audio.mel_bins, cfg.model.freeze = "musicnn", "none", 96, freeze
+  net = model_lib.build_model(cfg).get_layer("musicnn")
+  x = np.random.default_rng(0).normal(-30, 10, (2, 96, 40, 1)).astype(np.float32)
+  a, b = np.asarray(net(x, training=True)), np.asarray(net(x, training=True))
+  # frozen whole, its BatchNorms run on their statistics and its dropout is off; with its back-end
+  # training, the dropout before that dense layer stays, as musicnn was trained
+  assert np.array_equal(a, b) == fixed
