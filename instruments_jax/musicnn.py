@@ -22,8 +22,9 @@ import numpy as np
 import instruments_jax  # noqa: F401  (selects the JAX backend before keras loads)
 import keras
 
-# What the weights were trained on (musicnn/configuration.py); configs.validate holds the config to it.
-SAMPLE_RATE, N_FFT, HOP, MEL_BINS = 16000, 512, 256, 96
+# The network's height; the whole front end its weights were trained on (musicnn/configuration.py) is
+# configs.schema.MUSICNN_AUDIO, which validate holds a config to and configs/musicnn.py sets.
+MEL_BINS = 96
 MTT_LABELS = ("guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast", "piano",
               "ambient", "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male", "singing",
               "vocals", "no vocals", "harpsichord", "loud", "quiet", "flute", "woman", "male vocal", "no vocal",

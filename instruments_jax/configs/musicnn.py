@@ -15,6 +15,7 @@ It is here for recordings unlike ours and for your own labels.
 """
 
 from instruments_jax.configs import quick
+from instruments_jax.configs.schema import MUSICNN_AUDIO
 
 
 def get_config():
@@ -23,8 +24,8 @@ def get_config():
   c.model.backbone = "musicnn"
   c.model.weights = "musicnn"
   c.model.freeze = "features"
-  a = c.audio
-  a.sample_rate, a.stft_window_size, a.hop_size, a.mel_bins, a.fmin, a.fmax = 16000, 512, 256, 96, 0.0, 8000.0
-  a.training_chunk_seconds = 3.0
+  for path, value in MUSICNN_AUDIO.items():  # the front end the weights were trained on, as validate wants it
+    c.audio[path.split(".")[1]] = value
+  c.audio.training_chunk_seconds = 3.0
   c.prediction.inference_chunk_seconds = 3.0
   return c
