@@ -70,8 +70,9 @@ def panns_pool(x):
 BACKBONES = {"resnet50": keras.applications.ResNet50, "cnn8": cnn8, "musicnn": musicnn.musicnn}
 
 
-class WeightsUnavailable(RuntimeError):
-  """The ImageNet weights could not be downloaded or found."""
+# Raised when keras' ImageNet file or musicnn's checkpoint can be neither downloaded nor found: one class,
+# so the CLIs turn either into one clean error (cli.py).
+WeightsUnavailable = musicnn.WeightsUnavailable
 
 
 def keras_cache_path(fname: str = IMAGENET_FILE) -> str:
@@ -92,6 +93,20 @@ def imagenet_weights_path() -> str:
         f"  --config.model.weights=none                       (random initialisation)") from None
 
 
+def weights_path(weights: str) -> str | None:
+  """Returns the file or checkpoint `model.weights` names (None for none), downloading keras' ImageNet file
+  or musicnn's checkpoint on first use; raises WeightsUnavailable when that download fails."""
+  if weights.lower() == "imagenet":
+    return imagenet_weights_path()
+  if weights.lower() == "musicnn":
+    return musicnn.weights_path(keras_cache_path(musicnn.CACHE_NAME))
+  if weights.lower() in ("none", ""):
+    return None
+  if not (os.path.isfile(weights) or musicnn.is_checkpoint(weights)):
+    raise FileNotFoundError(f"model.weights={weights!r}: no such file")
+  return weights
+
+
 def build_model(cfg, input_shape: tuple | None = None, mixed_precision: bool | None = None,
                 load_weights: bool = True) -> keras.Model:
   """Returns the classifier: log-mel [mels, frames, 1] in, one logit per class out (float32).
@@ -102,17 +117,7 @@ def build_model(cfg, input_shape: tuple | None = None, mixed_precision: bool | N
   `model.weights` (the caller brings every weight, e.g. from a checkpoint).
   """
   input_shape = input_shape or (cfg.audio.mel_bins, None, 1)
-  weights = str(cfg.model.weights) if load_weights else "none"
-  if weights.lower() == "imagenet":
-    weights_file = imagenet_weights_path()
-  elif weights.lower() == "musicnn":
-    weights_file = musicnn.weights_path()
-  elif weights.lower() in ("none", ""):
-    weights_file = None
-  else:
-    if not (os.path.isfile(weights) or musicnn.is_checkpoint(weights)):
-      raise FileNotFoundError(f"model.weights={weights!r}: no such file")
-    weights_file = weights
+  weights_file = weights_path(str(cfg.model.weights)) if load_weights else None
   if mixed_precision is None:
     mixed_precision = cfg.train.mixed_precision
 

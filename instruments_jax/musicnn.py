@@ -237,7 +237,7 @@ FILES = (".index", ".data-00000-of-00001")  # the checkpoint; pip checks the whe
 
 
 class WeightsUnavailable(RuntimeError):
-  """The musicnn wheel could not be downloaded or found."""
+  """Pretrained weights (musicnn's wheel here, keras' ImageNet file in model.py) could not be downloaded or found."""
 
 
 def checkpoint_prefix(path: str) -> str | None:
@@ -255,19 +255,16 @@ def is_checkpoint(path: str) -> bool:
   return checkpoint_prefix(path) is not None
 
 
-def cache_folder() -> str:
-  """Returns where the unpacked checkpoint is kept: beside keras' own downloaded model files."""
-  home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
-  return os.path.join(home, "models", WHEEL.replace("==", "-"), MODEL)
+CACHE_NAME = f"{WHEEL.replace('==', '-')}/{MODEL}"  # the folder, under a model cache, that `weights_path` fills
 
 
-def weights_path() -> str:
-  """Returns the prefix of musicnn's MagnaTagATune checkpoint, unpacked from its PyPI wheel on first use.
+def weights_path(folder: str) -> str:
+  """Returns the prefix of musicnn's MagnaTagATune checkpoint in `folder`, unpacked there from its PyPI wheel on
+  first use (model.py passes keras' model cache).
 
   The wheel is fetched with `pip download --no-deps` (so the pip index of this machine is used, and
   none of the wheel's TensorFlow 1 requirements), and only its two checkpoint files are kept.
   """
-  folder = cache_folder()
   prefix = os.path.join(folder, "")
   if all(os.path.isfile(prefix + name) for name in FILES):
     return prefix

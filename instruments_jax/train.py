@@ -196,10 +196,9 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
   logging.info("config %s, seed %d, workdir %s, devices %s", cfg.name, cfg.seed, workdir, jax.devices())
   cli.check_stop()  # before the loop a stop signal raises cli.Stopped where it lands; these catch one swallowed
 
-  if cfg.model.weights == "imagenet":  # fetch (or fail on) the download before any data work
-    from instruments_jax.model import imagenet_weights_path
+  from instruments_jax.model import weights_path
 
-    imagenet_weights_path()
+  weights_path(str(cfg.model.weights))  # fetch (or fail on) a download (ImageNet, musicnn) before any data work
   feature_cache = cache.from_config(cfg.data, cfg.audio)
   train_ds, train_idx, val_idx, test_ds, feature_cache = load_data(cfg, feature_cache)
   cli.check_stop()

@@ -145,8 +145,9 @@ def test_offline_musicnn_weights_say_where_to_put_them(monkeypatch, tmp_path):
   import subprocess
 
   monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 1, "", "ERROR: No matching distribution"))
+  cfg = get_config("musicnn")
   with pytest.raises(musicnn.WeightsUnavailable) as e:
-    musicnn.weights_path()
+    model_lib.build_model(cfg)
   message = str(e.value)
   assert "musicnn==0.1.0" in message and str(tmp_path) in message and "--config.model.weights=none" in message
 

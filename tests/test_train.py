@@ -46,6 +46,17 @@ def test_cli_stops_before_training_when_imagenet_weights_cannot_be_fetched(tmp_p
   assert not os.path.exists(tmp_path / "run" / "metrics.jsonl")
 
 
+def test_cli_stops_before_training_when_musicnn_weights_cannot_be_fetched(tmp_path):
+  # no pip index and no configured one: `pip download musicnn` finds nothing
+  env = dict(os.environ, KERAS_HOME=str(tmp_path / "keras"), PIP_NO_INDEX="1", PIP_CONFIG_FILE=os.devnull)
+  p = subprocess.run([sys.executable, "-m", "instruments_jax.train", "--config=musicnn", f"--workdir={tmp_path / 'run'}"],
+                     capture_output=True, text=True, env=env, timeout=300)
+  assert p.returncode != 0
+  assert "musicnn==0.1.0" in p.stderr and "--config.model.weights=none" in p.stderr
+  assert "Traceback" not in p.stderr
+  assert not os.path.exists(tmp_path / "run" / "metrics.jsonl")
+
+
 def _smoke_losses(tmp_path, name, devices):
   env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
   subprocess.run([sys.executable, "-m", "instruments_jax.train", "--config=smoke", f"--workdir={tmp_path / name}",
