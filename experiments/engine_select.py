@@ -37,6 +37,8 @@ MUSICNN = ("--config.model.backbone=musicnn --config.model.weights=musicnn --con
            "--config.audio.sample_rate=16000 --config.audio.stft_window_size=512 --config.audio.hop_size=256 "
            "--config.audio.mel_bins=96 --config.audio.fmin=0 --config.audio.fmax=8000 "
            "--config.audio.training_chunk_seconds=3 --config.prediction.inference_chunk_seconds=3")
+# stop 35: cnn8 from scratch beside frozen musicnn features (its back-end trains), one classifier over both
+HYBRID = MUSICNN.replace("backbone=musicnn", "backbone=cnn8+musicnn").replace("freeze=backbone", "freeze=features")
 HOLD_OUT = "--config.data.validation_strategy=engine --config.data.validation_engine={engine}"  # --validation_engine
 CANDIDATES = {
     # the embedded set as it was: the soundfont only, dry
@@ -194,6 +196,8 @@ CANDIDATES = {
                                                                                   "--config.train.learning_rate=0 "
                                                                                   "--config.train.epochs=1 "
                                                                                   "--config.train.evaluation_epochs=1",
+                           "-5ep+first10+drop0.3+freepats+hybrid": f"{DROP} {FREEPATS} {HYBRID}",
+                           "-5ep+first10+drop0.3+hybrid": f"{DROP} {HYBRID}",
                            }.items()
        for suffix, seed in (("", ""), *((f"-seed{k}", f"--config.seed={k}") for k in (1, 2, 3)))},
 }

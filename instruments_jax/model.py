@@ -66,8 +66,39 @@ def panns_pool(x):
                                                       keras.layers.GlobalAveragePooling2D(name="time_mean")(x)])
 
 
+def cnn8_musicnn(include_top=False, weights=None, input_shape=None, pooling="avg", widths=CNN8_WIDTHS):
+  """cnn8 beside musicnn on one 96-band log-mel: their pooled features side by side [widths[-1] + 200].
+
+  cnn8 learns our renderings from scratch; musicnn brings what it learnt from real recordings
+  (MagnaTagATune), so the classifier can lean on either. `model.weights` and `model.freeze` act
+  on the musicnn half (`pretrained`); cnn8 always trains.
+  """
+  if include_top or weights is not None:
+    raise ValueError("cnn8+musicnn builds without a top; model.weights loads musicnn's checkpoint into its half")
+  inputs = keras.Input(input_shape)
+  scratch = cnn8(input_shape=input_shape, pooling=pooling, widths=widths)(inputs)
+  heard = musicnn.musicnn(input_shape=input_shape)(inputs)
+  return keras.Model(inputs, keras.layers.Concatenate(name="features")([scratch, heard]), name="cnn8_musicnn")
+
+
+def pretrained(backbone: keras.Model) -> keras.Model:
+  """The part of `backbone` that `model.weights` and `model.freeze` act on: cnn8+musicnn's musicnn half,
+  or the whole backbone."""
+  return backbone.get_layer("musicnn") if backbone.name == "cnn8_musicnn" else backbone
+
+
+def _leaves(model: keras.Model):
+  """Every layer of `model`, nested models' layers in place of the models."""
+  for layer in model.layers:
+    if isinstance(layer, keras.Model):
+      yield from _leaves(layer)
+    else:
+      yield layer
+
+
 # model.backbone; configs.validate checks the name
-BACKBONES = {"resnet50": keras.applications.ResNet50, "cnn8": cnn8, "musicnn": musicnn.musicnn}
+BACKBONES = {"resnet50": keras.applications.ResNet50, "cnn8": cnn8, "musicnn": musicnn.musicnn,
+             "cnn8+musicnn": cnn8_musicnn}
 
 
 # Raised when keras' ImageNet file or musicnn's checkpoint can be neither downloaded nor found: one class,
@@ -126,7 +157,7 @@ def build_model(cfg, input_shape: tuple | None = None, mixed_precision: bool | N
   keras.config.set_dtype_policy(policy)
   try:
     width = float(cfg.model.width)  # configs.validate: 1 unless cnn8
-    sized = {} if cfg.model.backbone != "cnn8" else {"widths": tuple(round(w * width) for w in CNN8_WIDTHS)}
+    sized = {"widths": tuple(round(w * width) for w in CNN8_WIDTHS)} if "cnn8" in cfg.model.backbone else {}
     pool = cfg.model.pool  # panns: the backbone gives its feature map, and panns_pool pools it here
     backbone = BACKBONES[cfg.model.backbone](include_top=False, weights=None, input_shape=input_shape,
                                            pooling=None if pool == "panns" else pool, **sized)
@@ -151,23 +182,23 @@ def build_model(cfg, input_shape: tuple | None = None, mixed_precision: bool | N
   if cfg.model.bn_momentum:
     # keras' 0.99 averages BatchNorm statistics over ~100 steps: fine for long runs, but
     # in a run of a few hundred steps from scratch the averages lag the weights.
-    for layer in backbone.layers:
+    for layer in _leaves(backbone):
       if isinstance(layer, keras.layers.BatchNormalization):
         layer.momentum = float(cfg.model.bn_momentum)
   if weights_file is not None:
-    load_backbone_weights(backbone, weights_file)
-  if cfg.model.head_init == "tags" and weights_file is not None:
+    load_backbone_weights(pretrained(backbone) if musicnn.is_checkpoint(weights_file) else backbone, weights_file)
+  if cfg.model.head_init == "tags" and weights_file is not None:  # configs.validate: musicnn alone
     head.set_weights(musicnn.tag_head(weights_file, sources.class_names(cfg), head.get_weights()))
   if cfg.model.freeze != "none":
     # Keras runs a frozen BatchNorm in inference mode, so the pretrained statistics stay, and the
     # step's gradient reaches no frozen weight: XLA drops the backward pass through them.
     keep = musicnn.BACKEND if cfg.model.freeze == "features" else ()  # configs.validate: features is musicnn's
-    for layer in backbone.layers:
+    for layer in pretrained(backbone).layers:
       if layer.name not in keep:
         layer.trainable = False
         if isinstance(layer, keras.layers.Dropout):
           layer.rate = 0.0  # a frozen part is a fixed feature extractor: Keras keeps dropout on whatever trainable says
-  return keras.Model(inputs, logits, name=f"instruments_{cfg.model.backbone}")
+  return keras.Model(inputs, logits, name=f"instruments_{backbone.name}")
 
 
 def load_backbone_weights(backbone: keras.Model, path: str) -> None:

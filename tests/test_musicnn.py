@@ -216,3 +216,22 @@ def test_a_frozen_backbone_gives_the_same_features_in_training(freeze, fixed):
   # frozen whole, its BatchNorms run on their statistics and its dropout is off; with its back-end
   # training, the dropout before that dense layer stays, as musicnn was trained
   assert np.array_equal(a, b) == fixed
+
+
+def test_cnn8_beside_musicnn_loads_the_checkpoint_into_its_half_and_trains_cnn8(tmp_path):
+  written = _random_checkpoint(str(tmp_path) + "/")
+  cfg = get_config("smoke")
+  cfg.model.backbone, cfg.model.weights, cfg.audio.mel_bins = "cnn8+musicnn", str(tmp_path), 96
+  cfg.model.freeze, cfg.model.width = "features", 0.5
+  m = model_lib.build_model(cfg)
+  for frames in (20, 47):
+    assert m(np.zeros((2, 96, frames, 1), np.float32)).shape == (2, 4)
+  backbone = m.get_layer("cnn8_musicnn")
+  half = backbone.get_layer("musicnn")
+  np.testing.assert_array_equal(half.get_layer("timbral74_conv").get_weights()[0], written["conv2d/kernel"])
+  assert m.get_layer("logits").get_weights()[0].shape == (128 + 200, 4)  # cnn8 at width 0.5, then musicnn
+  trainable = {v.path.split("/")[0] for v in m.trainable_variables}
+  # cnn8 trains whole (8 convs, 8 BatchNorms); of musicnn only its back-end; and the classifier
+  assert {f"block{b}_conv{c}" for b in (1, 2, 3, 4) for c in (1, 2)} <= trainable
+  assert set(musicnn.BACKEND) - {"pool_dropout"} <= trainable and "timbral74_conv" not in trainable
+  assert len(m.trainable_variables) == 8 + 8 * 2 + 2 + 2 * 2 + 2

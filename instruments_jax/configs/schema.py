@@ -181,7 +181,8 @@ FIELDS: dict[str, Field] = {
     "name": Field(str, "config name, written to config.json", Text()),
     "seed": Field(int, "seed of weights, data order and augmentation; -1 draws one and logs it", Range(-1)),
     # model
-    "model.backbone": Field(str, "image backbone the log-mel goes through", OneOf("resnet50", "cnn8", "musicnn")),
+    "model.backbone": Field(str, "image backbone the log-mel goes through (cnn8+musicnn: both, their "
+                                 "features side by side)", OneOf("resnet50", "cnn8", "musicnn", "cnn8+musicnn")),
     "model.weights": Field(str, "initial backbone weights: keras' ImageNet file, musicnn's MagnaTagATune "
                                 "checkpoint (from its PyPI wheel), random, or a local file",
                            Weights()),
@@ -191,7 +192,8 @@ FIELDS: dict[str, Field] = {
     "model.dropout": Field(float, "dropout rate before the classifier", Range(0, 1, hi_open=True)),
     "model.freeze": Field(str, "backbone weights held fixed (BatchNorm in inference mode): none; backbone (only the "
                                "classifier trains: a probe of pretrained weights); features (musicnn: its front- and "
-                               "mid-end, so its back-end's dense layer trains with the classifier)",
+                               "mid-end, so its back-end's dense layer trains with the classifier); with cnn8+musicnn both "
+                               "act on the musicnn half, and cnn8 trains",
                           OneOf("none", "backbone", "features")),
     "model.head_init": Field(str, "classifier's first weights: random, or (tags, with musicnn's checkpoint) each "
                                   "class named like a MagnaTagATune tag starts as that tag's output unit",
@@ -350,21 +352,26 @@ def _imagenet_for_resnet(v, _):
             f"{v['model.backbone']} takes none or a weights file saved from it")
 
 
+# The backbones with musicnn inside: its checkpoint, its front end and its back-end apply to both.
+MUSICNN_BACKBONES = ("musicnn", "cnn8+musicnn")
+
+
 def _features_are_musicnn(v, _):
-  if v["model.freeze"] == "features" and v["model.backbone"] != "musicnn":
-    return (f"model.freeze='features': only model.backbone=musicnn has a back-end to train apart from its "
+  if v["model.freeze"] == "features" and v["model.backbone"] not in MUSICNN_BACKBONES:
+    return (f"model.freeze='features': only model.backbone=musicnn (or cnn8+musicnn) has a back-end to train apart from its "
             f"features; freeze none or the whole backbone of {v['model.backbone']}")
 
 
 def _tags_need_musicnn(v, _):
   if v["model.head_init"] == "tags" and (v["model.backbone"] != "musicnn" or v["model.weights"].lower() == "none"):
-    return (f"model.head_init='tags': the tag units come from musicnn's checkpoint; set model.backbone=musicnn "
+    return (f"model.head_init='tags': the tag units come from musicnn's checkpoint and read its 200 features "
+            f"alone; set model.backbone=musicnn "
             f"and model.weights=musicnn (or a musicnn checkpoint folder), or model.head_init=random")
 
 
 def _musicnn_weights(v, _):
-  if v["model.weights"].lower() == "musicnn" and v["model.backbone"] != "musicnn":
-    return (f"model.weights='musicnn': that checkpoint is musicnn's; set model.backbone=musicnn, or "
+  if v["model.weights"].lower() == "musicnn" and v["model.backbone"] not in MUSICNN_BACKBONES:
+    return (f"model.weights='musicnn': that checkpoint is musicnn's; set model.backbone=musicnn (or cnn8+musicnn), or "
             f"model.weights=none for {v['model.backbone']}")
 
 
@@ -374,25 +381,29 @@ MUSICNN_AUDIO = {"audio.sample_rate": 16000, "audio.stft_window_size": 512, "aud
 
 
 def _musicnn_front_end(v, _):
-  if v["model.backbone"] != "musicnn":
+  b = v["model.backbone"]
+  if b not in MUSICNN_BACKBONES:
     return None
   if v["audio.mel_bins"] != 96:
-    return f"audio.mel_bins={v['audio.mel_bins']!r}: model.backbone=musicnn takes 96 mel bins"
-  if v["model.pool"] != "avg":
+    return f"audio.mel_bins={v['audio.mel_bins']!r}: model.backbone={b} takes 96 mel bins"
+  if v["model.pool"] != "avg" and b == "musicnn":
     return (f"model.pool={v['model.pool']!r}: musicnn pools with its own back-end (the max and the mean over "
             f"time); leave model.pool=avg")
+  if v["model.pool"] == "panns" and b == "cnn8+musicnn":
+    return ("model.pool='panns': cnn8+musicnn sets cnn8's pooled features beside musicnn's; pool cnn8 with "
+            "avg or max")
   if str(v["model.weights"]).lower() == "none":
     return None
   off = [f"{p}={v[p]!r} (wants {want!r})" for p, want in MUSICNN_AUDIO.items() if v[p] != want]
   if off:
-    return ("model.backbone=musicnn with its checkpoint: it was trained on 16 kHz log-mels of 512-point frames, hop 256, 96 bands "
+    return (f"model.backbone={b} with musicnn's checkpoint: it was trained on 16 kHz log-mels of 512-point frames, hop 256, 96 bands "
             "over 0-8000 Hz; set " + ", ".join(off))
   return None
 
 
 def _width_for_cnn8(v, _):
-  if v["model.width"] != 1 and v["model.backbone"] != "cnn8":
-    return (f"model.width={v['model.width']!r}: only model.backbone=cnn8 has a width to set; "
+  if v["model.width"] != 1 and "cnn8" not in v["model.backbone"]:
+    return (f"model.width={v['model.width']!r}: only model.backbone=cnn8 (and cnn8+musicnn's cnn8) has a width to set; "
             f"{v['model.backbone']}'s is fixed (leave model.width=1)")
 
 
@@ -481,13 +492,13 @@ def _masks_before_device_features(v, _):
 
 RULES: tuple[Rule, ...] = (
     Rule(("model.weights", "model.backbone"), "imagenet only with model.backbone=resnet50", _imagenet_for_resnet),
-    Rule(("model.width", "model.backbone"), "1 unless model.backbone=cnn8", _width_for_cnn8),
-    Rule(("model.weights", "model.backbone"), "musicnn only with model.backbone=musicnn", _musicnn_weights),
-    Rule(("model.freeze", "model.backbone"), "features only with model.backbone=musicnn", _features_are_musicnn),
+    Rule(("model.width", "model.backbone"), "1 unless model.backbone=cnn8 or cnn8+musicnn", _width_for_cnn8),
+    Rule(("model.weights", "model.backbone"), "musicnn only with model.backbone=musicnn or cnn8+musicnn", _musicnn_weights),
+    Rule(("model.freeze", "model.backbone"), "features only with model.backbone=musicnn or cnn8+musicnn", _features_are_musicnn),
     Rule(("model.head_init", "model.backbone", "model.weights"), "tags only with musicnn's checkpoint",
          _tags_need_musicnn),
     Rule(("model.backbone", "model.pool", "model.weights", *MUSICNN_AUDIO),
-         "musicnn: 96 mel bins and model.pool=avg; with its checkpoint, the front end it was trained on",
+         "musicnn (alone or beside cnn8): 96 mel bins, model.pool=avg (cnn8+musicnn: not panns); with its checkpoint, the front end it was trained on",
          _musicnn_front_end),
     Rule(("audio.fmax", "audio.sample_rate"), "<= audio.sample_rate / 2 (Nyquist)", _nyquist),
     Rule(("audio.fmin", "audio.fmax"), "< audio.fmax", _fmin_below_fmax),
