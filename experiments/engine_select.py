@@ -39,6 +39,8 @@ MUSICNN = ("--config.model.backbone=musicnn --config.model.weights=musicnn --con
            "--config.audio.training_chunk_seconds=3 --config.prediction.inference_chunk_seconds=3")
 # stop 35: cnn8 from scratch beside frozen musicnn features (its back-end trains), one classifier over both
 HYBRID = MUSICNN.replace("backbone=musicnn", "backbone=cnn8+musicnn").replace("freeze=backbone", "freeze=features")
+# ... and its control: cnn8 alone on musicnn's front end (16 kHz, 96 bands, 3 s windows)
+MFRONT = " ".join(f for f in MUSICNN.split() if f.startswith(("--config.audio.", "--config.prediction.")))
 HOLD_OUT = "--config.data.validation_strategy=engine --config.data.validation_engine={engine}"  # --validation_engine
 CANDIDATES = {
     # the embedded set as it was: the soundfont only, dry
@@ -198,6 +200,12 @@ CANDIDATES = {
                                                                                   "--config.train.evaluation_epochs=1",
                            "-5ep+first10+drop0.3+freepats+hybrid": f"{DROP} {FREEPATS} {HYBRID}",
                            "-5ep+first10+drop0.3+hybrid": f"{DROP} {HYBRID}",
+                           # ... musicnn's features dropped whole for half the samples (model.branch_dropout)
+                           "-5ep+first10+drop0.3+freepats+hybrid+bdrop0.5": f"{DROP} {FREEPATS} {HYBRID} "
+                                                                            "--config.model.branch_dropout=0.5",
+                           "-5ep+first10+drop0.3+hybrid+bdrop0.5": f"{DROP} {HYBRID} --config.model.branch_dropout=0.5",
+                           "-5ep+first10+drop0.3+freepats+mfront": f"{DROP} {FREEPATS} {MFRONT}",
+                           "-5ep+first10+drop0.3+mfront": f"{DROP} {MFRONT}",
                            }.items()
        for suffix, seed in (("", ""), *((f"-seed{k}", f"--config.seed={k}") for k in (1, 2, 3)))},
 }

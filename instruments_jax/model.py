@@ -66,18 +66,23 @@ def panns_pool(x):
                                                       keras.layers.GlobalAveragePooling2D(name="time_mean")(x)])
 
 
-def cnn8_musicnn(include_top=False, weights=None, input_shape=None, pooling="avg", widths=CNN8_WIDTHS):
+def cnn8_musicnn(include_top=False, weights=None, input_shape=None, pooling="avg", widths=CNN8_WIDTHS,
+                 branch_dropout=0.0):
   """cnn8 beside musicnn on one 96-band log-mel: their pooled features side by side [widths[-1] + 200].
 
   cnn8 learns our renderings from scratch; musicnn brings what it learnt from real recordings
   (MagnaTagATune), so the classifier can lean on either. `model.weights` and `model.freeze` act
-  on the musicnn half (`pretrained`); cnn8 always trains.
+  on the musicnn half (`pretrained`); cnn8 always trains. `branch_dropout` drops each sample's
+  musicnn features whole in training at that rate (the kept ones scaled up, as any dropout), so
+  the classifier also learns to classify from cnn8 alone.
   """
   if include_top or weights is not None:
     raise ValueError("cnn8+musicnn builds without a top; model.weights loads musicnn's checkpoint into its half")
   inputs = keras.Input(input_shape)
   scratch = cnn8(input_shape=input_shape, pooling=pooling, widths=widths)(inputs)
   heard = musicnn.musicnn(input_shape=input_shape)(inputs)
+  if branch_dropout:
+    heard = keras.layers.Dropout(branch_dropout, noise_shape=(None, 1), name="musicnn_dropout")(heard)
   return keras.Model(inputs, keras.layers.Concatenate(name="features")([scratch, heard]), name="cnn8_musicnn")
 
 
@@ -158,6 +163,8 @@ def build_model(cfg, input_shape: tuple | None = None, mixed_precision: bool | N
   try:
     width = float(cfg.model.width)  # configs.validate: 1 unless cnn8
     sized = {"widths": tuple(round(w * width) for w in CNN8_WIDTHS)} if "cnn8" in cfg.model.backbone else {}
+    if cfg.model.backbone == "cnn8+musicnn":
+      sized["branch_dropout"] = float(cfg.model.branch_dropout)  # configs.validate: 0 for any other backbone
     pool = cfg.model.pool  # panns: the backbone gives its feature map, and panns_pool pools it here
     backbone = BACKBONES[cfg.model.backbone](include_top=False, weights=None, input_shape=input_shape,
                                            pooling=None if pool == "panns" else pool, **sized)

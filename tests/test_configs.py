@@ -145,6 +145,8 @@ BAD = [
     ("cnn8+musicnn's checkpoint on the recipe's front end",
      {"model.backbone": "cnn8+musicnn", "model.weights": "musicnn", "audio.mel_bins": 96}, "model.backbone",
      "audio.sample_rate=44100 (wants 16000)"),
+    ("branch dropout without a branch", {"model.branch_dropout": 0.5}, "model.branch_dropout",
+     "only model.backbone=cnn8+musicnn"),
     ("width out of range", {"model.width": 8.0}, "model.width", "[0.25, 4]"),
     ("clips read to a negative length", {"data.max_clip_seconds": -1.0}, "data.max_clip_seconds", ">= 0"),
 ]

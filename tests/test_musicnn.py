@@ -235,3 +235,16 @@ def test_cnn8_beside_musicnn_loads_the_checkpoint_into_its_half_and_trains_cnn8(
   assert {f"block{b}_conv{c}" for b in (1, 2, 3, 4) for c in (1, 2)} <= trainable
   assert set(musicnn.BACKEND) - {"pool_dropout"} <= trainable and "timbral74_conv" not in trainable
   assert len(m.trainable_variables) == 8 + 8 * 2 + 2 + 2 * 2 + 2
+
+
+def test_branch_dropout_drops_a_samples_musicnn_features_whole_in_training_only():
+  cfg = get_config("smoke")
+  cfg.model.backbone, cfg.model.weights, cfg.audio.mel_bins, cfg.model.freeze = "cnn8+musicnn", "none", 96, "backbone"
+  cfg.model.branch_dropout = 0.5
+  backbone = model_lib.build_model(cfg).get_layer("cnn8_musicnn")
+  x = np.random.default_rng(0).normal(-30, 10, (64, 96, 40, 1)).astype(np.float32)
+  heard = np.asarray(backbone(x, training=True))[:, -200:]
+  whole = np.asarray(backbone(x, training=False))[:, -200:]
+  dropped = (heard == 0).all(axis=1)
+  assert 10 < dropped.sum() < 54  # about half of 64, each sample's 200 together
+  np.testing.assert_allclose(heard[~dropped], 2 * whole[~dropped], rtol=1e-2, atol=1e-2)

@@ -21,6 +21,7 @@ def get_config():
   c.model.weights = "imagenet"  # architecture.pretrained=true; or a .h5 path, or "none"
   c.model.pool = "avg"  # architecture.pool=Average
   c.model.dropout = 0.0  # architecture.dropout
+  c.model.branch_dropout = 0.0  # not in the recipe: cnn8+musicnn's musicnn features dropped whole (model.py)
   # Not in the recipe (which fine-tunes every layer): "backbone" trains the classifier alone (schema.py).
   c.model.freeze = "none"
   # Not in the recipe: "tags" starts each class named like one of musicnn's MagnaTagATune tags from it.

@@ -190,6 +190,8 @@ FIELDS: dict[str, Field] = {
                              "the mean over frequency, then the max plus the mean over time",
                         OneOf("avg", "max", "panns")),
     "model.dropout": Field(float, "dropout rate before the classifier", Range(0, 1, hi_open=True)),
+    "model.branch_dropout": Field(float, "cnn8+musicnn: rate at which training drops a sample's musicnn features "
+                                         "whole, so that cnn8 learns to classify alone", Range(0, 1, hi_open=True)),
     "model.freeze": Field(str, "backbone weights held fixed (BatchNorm in inference mode): none; backbone (only the "
                                "classifier trains: a probe of pretrained weights); features (musicnn: its front- and "
                                "mid-end, so its back-end's dense layer trains with the classifier); with cnn8+musicnn both "
@@ -401,6 +403,12 @@ def _musicnn_front_end(v, _):
   return None
 
 
+def _branch_dropout_for_hybrid(v, _):
+  if v["model.branch_dropout"] and v["model.backbone"] != "cnn8+musicnn":
+    return (f"model.branch_dropout={v['model.branch_dropout']!r}: only model.backbone=cnn8+musicnn has a musicnn "
+            f"branch to drop; leave it 0 for {v['model.backbone']}")
+
+
 def _width_for_cnn8(v, _):
   if v["model.width"] != 1 and "cnn8" not in v["model.backbone"]:
     return (f"model.width={v['model.width']!r}: only model.backbone=cnn8 (and cnn8+musicnn's cnn8) has a width to set; "
@@ -492,6 +500,8 @@ def _masks_before_device_features(v, _):
 
 RULES: tuple[Rule, ...] = (
     Rule(("model.weights", "model.backbone"), "imagenet only with model.backbone=resnet50", _imagenet_for_resnet),
+    Rule(("model.branch_dropout", "model.backbone"), "0 unless model.backbone=cnn8+musicnn",
+         _branch_dropout_for_hybrid),
     Rule(("model.width", "model.backbone"), "1 unless model.backbone=cnn8 or cnn8+musicnn", _width_for_cnn8),
     Rule(("model.weights", "model.backbone"), "musicnn only with model.backbone=musicnn or cnn8+musicnn", _musicnn_weights),
     Rule(("model.freeze", "model.backbone"), "features only with model.backbone=musicnn or cnn8+musicnn", _features_are_musicnn),
