@@ -39,6 +39,10 @@ MUSICNN = ("--config.model.backbone=musicnn --config.model.weights=musicnn --con
            "--config.audio.training_chunk_seconds=3 --config.prediction.inference_chunk_seconds=3")
 # stop 35: cnn8 from scratch beside frozen musicnn features (its back-end trains), one classifier over both
 HYBRID = MUSICNN.replace("backbone=musicnn", "backbone=cnn8+musicnn").replace("freeze=backbone", "freeze=features")
+# ... on musicnn's frames at 32 kHz, 117 bands spaced as its 96 (schema.MUSICNN_WIDE_AUDIO): cnn8 hears up to 15.7 kHz
+WIDE = ("--config.audio.sample_rate=32000 --config.audio.stft_window_size=1024 --config.audio.hop_size=512 "
+        "--config.audio.mel_bins=117 --config.audio.fmin=0 --config.audio.fmax=15688")
+HYBRID_WIDE = " ".join(f for f in HYBRID.split() if not f.startswith("--config.audio.") or "chunk" in f) + " " + WIDE
 # ... and its control: cnn8 alone on musicnn's front end (16 kHz, 96 bands, 3 s windows)
 MFRONT = " ".join(f for f in MUSICNN.split() if f.startswith(("--config.audio.", "--config.prediction.")))
 HOLD_OUT = "--config.data.validation_strategy=engine --config.data.validation_engine={engine}"  # --validation_engine
@@ -204,6 +208,8 @@ CANDIDATES = {
                            "-5ep+first10+drop0.3+freepats+hybrid+bdrop0.5": f"{DROP} {FREEPATS} {HYBRID} "
                                                                             "--config.model.branch_dropout=0.5",
                            "-5ep+first10+drop0.3+hybrid+bdrop0.5": f"{DROP} {HYBRID} --config.model.branch_dropout=0.5",
+                           "-5ep+first10+drop0.3+freepats+hybrid+wide": f"{DROP} {FREEPATS} {HYBRID_WIDE}",
+                           "-5ep+first10+drop0.3+hybrid+wide": f"{DROP} {HYBRID_WIDE}",
                            "-5ep+first10+drop0.3+freepats+mfront": f"{DROP} {FREEPATS} {MFRONT}",
                            "-5ep+first10+drop0.3+mfront": f"{DROP} {MFRONT}",
                            }.items()

@@ -9,6 +9,7 @@ over its input channels, as the recipe did.
 
 from __future__ import annotations
 
+import math
 import os
 
 import instruments_jax  # noqa: F401  (selects the JAX backend before keras loads)
@@ -67,7 +68,7 @@ def panns_pool(x):
 
 
 def cnn8_musicnn(include_top=False, weights=None, input_shape=None, pooling="avg", widths=CNN8_WIDTHS,
-                 branch_dropout=0.0):
+                 branch_dropout=0.0, musicnn_db=0.0):
   """cnn8 beside musicnn on one 96-band log-mel: their pooled features side by side [widths[-1] + 200].
 
   cnn8 learns our renderings from scratch; musicnn brings what it learnt from real recordings
@@ -75,12 +76,21 @@ def cnn8_musicnn(include_top=False, weights=None, input_shape=None, pooling="avg
   on the musicnn half (`pretrained`); cnn8 always trains. `branch_dropout` drops each sample's
   musicnn features whole in training at that rate (the kept ones scaled up, as any dropout), so
   the classifier also learns to classify from cnn8 alone.
+
+  Given more than musicnn's 96 bands (`schema.MUSICNN_WIDE_AUDIO`: the same frames and band spacing at
+  twice the sample rate), cnn8 hears them all and musicnn its first 96, `musicnn_db` added: the
+  -20 log10 k dB that k times the STFT points put on the power.
   """
   if include_top or weights is not None:
     raise ValueError("cnn8+musicnn builds without a top; model.weights loads musicnn's checkpoint into its half")
   inputs = keras.Input(input_shape)
   scratch = cnn8(input_shape=input_shape, pooling=pooling, widths=widths)(inputs)
-  heard = musicnn.musicnn(input_shape=input_shape)(inputs)
+  x = inputs
+  if input_shape[0] > musicnn.MEL_BINS:
+    x = keras.layers.Cropping2D(((0, input_shape[0] - musicnn.MEL_BINS), (0, 0)), name="musicnn_bands")(x)
+  if musicnn_db:
+    x = keras.layers.Rescaling(1.0, offset=musicnn_db, dtype="float32", name="musicnn_level")(x)
+  heard = musicnn.musicnn(input_shape=(musicnn.MEL_BINS, *input_shape[1:]))(x)
   if branch_dropout:
     heard = keras.layers.Dropout(branch_dropout, noise_shape=(None, 1), name="musicnn_dropout")(heard)
   return keras.Model(inputs, keras.layers.Concatenate(name="features")([scratch, heard]), name="cnn8_musicnn")
@@ -165,6 +175,8 @@ def build_model(cfg, input_shape: tuple | None = None, mixed_precision: bool | N
     sized = {"widths": tuple(round(w * width) for w in CNN8_WIDTHS)} if "cnn8" in cfg.model.backbone else {}
     if cfg.model.backbone == "cnn8+musicnn":
       sized["branch_dropout"] = float(cfg.model.branch_dropout)  # configs.validate: 0 for any other backbone
+      k = cfg.audio.sample_rate / 16000  # configs.validate: musicnn's frames at k times its rate
+      sized["musicnn_db"] = -20 * math.log10(k)
     pool = cfg.model.pool  # panns: the backbone gives its feature map, and panns_pool pools it here
     backbone = BACKBONES[cfg.model.backbone](include_top=False, weights=None, input_shape=input_shape,
                                            pooling=None if pool == "panns" else pool, **sized)

@@ -8,6 +8,7 @@ import pytest
 from instruments_jax import model as model_lib
 from instruments_jax import musicnn
 from instruments_jax.configs import get_config
+from instruments_jax.configs.schema import ConfigError, validate
 
 
 def _varint(n):
@@ -248,3 +249,37 @@ def test_branch_dropout_drops_a_samples_musicnn_features_whole_in_training_only(
   dropped = (heard == 0).all(axis=1)
   assert 10 < dropped.sum() < 54  # about half of 64, each sample's 200 together
   np.testing.assert_allclose(heard[~dropped], 2 * whole[~dropped], rtol=1e-2, atol=1e-2)
+
+
+def test_the_wide_front_end_gives_musicnn_its_own_bands_and_cnn8_up_to_15_khz(tmp_path):
+  from instruments_jax.configs.schema import MUSICNN_AUDIO, MUSICNN_WIDE_AUDIO
+  from instruments_jax.data import features
+
+  _random_checkpoint(str(tmp_path) + "/")
+  configs = {}
+  for name, audio in (("musicnn", MUSICNN_AUDIO), ("cnn8+musicnn", MUSICNN_WIDE_AUDIO)):
+    cfg = get_config("smoke")
+    cfg.model.backbone, cfg.model.weights, cfg.train.mixed_precision = name, str(tmp_path), False
+    for path, value in audio.items():
+      setattr(cfg.audio, path.split(".")[1], value)
+    validate(cfg.to_dict(), device_count=1)  # the wide band passes musicnn's rule beside cnn8
+    configs[name] = cfg
+  alone = model_lib.build_model(configs["musicnn"]).get_layer("musicnn")
+  beside = model_lib.build_model(configs["cnn8+musicnn"]).get_layer("cnn8_musicnn")
+  tones = ((196.0, 1.0), (1318.5, 0.3), (5274.0, 0.1))  # below 8 kHz: both rates carry them whole
+  mels = []
+  for cfg in configs.values():
+    t = np.arange(2 * cfg.audio.sample_rate) / cfg.audio.sample_rate
+    wave = sum(a * np.sin(2 * np.pi * f * t) for f, a in tones).astype(np.float32)
+    mels.append(features.log_mel(wave, cfg.audio)[None, :, :, None])
+  assert mels[0].shape[1:] == (96, 126, 1) and mels[1].shape[1:] == (117, 126, 1)
+  # dB, away from the first and last frames, where the clip's abrupt ends alias at 16 kHz and not at 32
+  inner = slice(2, -2)
+  np.testing.assert_allclose(mels[1][:, :96, inner] - 20 * np.log10(2), mels[0][:, :, inner], atol=0.02)
+  got, want = (np.asarray(net(m[:, :, inner])) for net, m in ((beside, mels[1]), (alone, mels[0])))
+  np.testing.assert_allclose(got[:, -200:], want, rtol=1e-3, atol=1e-3)
+  cfg = configs["cnn8+musicnn"]
+  cfg.audio.fmax = 16000.0  # bands no longer spaced as musicnn's
+  with pytest.raises(ConfigError) as e:
+    validate(cfg.to_dict(), device_count=1)
+  assert "audio.mel_bins=117" in str(e.value) and "first 96 bands are musicnn's" in str(e.value)

@@ -382,12 +382,33 @@ MUSICNN_AUDIO = {"audio.sample_rate": 16000, "audio.stft_window_size": 512, "aud
                  "audio.fmin": 0.0, "audio.fmax": 8000.0}
 
 
+# cnn8+musicnn may hear a wider band: the same frames at k x 16 kHz (k x 512 points, hop k x 256) through more
+# bands spaced as musicnn's, so its first 96 are musicnn's own (model.py crops them for musicnn and takes the
+# 20 log10 k dB that k times the points add off); cnn8 hears all 117, up to 15.7 kHz.
+MUSICNN_WIDE_AUDIO = {"audio.sample_rate": 32000, "audio.stft_window_size": 1024, "audio.hop_size": 512,
+                      "audio.mel_bins": 117, "audio.fmin": 0.0, "audio.fmax": 15688.0}
+
+
+def musicnn_bands_match(v) -> bool:
+  """Whether the front end's first 96 bands and frames are musicnn's: its filters, at k x its sample rate."""
+  import librosa
+
+  k = v["audio.sample_rate"] / MUSICNN_AUDIO["audio.sample_rate"]
+  if (v["audio.stft_window_size"] != 512 * k or v["audio.hop_size"] != 256 * k or v["audio.fmin"] != 0
+      or v["audio.mel_bins"] < 96 or v["audio.fmax"] < 8000):
+    return False
+  ours = librosa.mel_frequencies(v["audio.mel_bins"] + 2, fmin=0.0, fmax=float(v["audio.fmax"]))[:98]
+  return bool(abs(ours - librosa.mel_frequencies(98, fmin=0.0, fmax=8000.0)).max() < 0.5)  # Hz
+
+
 def _musicnn_front_end(v, _):
   b = v["model.backbone"]
   if b not in MUSICNN_BACKBONES:
     return None
-  if v["audio.mel_bins"] != 96:
-    return f"audio.mel_bins={v['audio.mel_bins']!r}: model.backbone={b} takes 96 mel bins"
+  if v["audio.mel_bins"] != 96 and b == "musicnn":
+    return f"audio.mel_bins={v['audio.mel_bins']!r}: model.backbone=musicnn takes 96 mel bins"
+  if v["audio.mel_bins"] < 96:
+    return f"audio.mel_bins={v['audio.mel_bins']!r}: model.backbone={b} takes at least 96 mel bins"
   if v["model.pool"] != "avg" and b == "musicnn":
     return (f"model.pool={v['model.pool']!r}: musicnn pools with its own back-end (the max and the mean over "
             f"time); leave model.pool=avg")
@@ -397,10 +418,13 @@ def _musicnn_front_end(v, _):
   if str(v["model.weights"]).lower() == "none":
     return None
   off = [f"{p}={v[p]!r} (wants {want!r})" for p, want in MUSICNN_AUDIO.items() if v[p] != want]
-  if off:
-    return (f"model.backbone={b} with musicnn's checkpoint: it was trained on 16 kHz log-mels of 512-point frames, hop 256, 96 bands "
-            "over 0-8000 Hz; set " + ", ".join(off))
-  return None
+  if not off or (b == "cnn8+musicnn" and musicnn_bands_match(v)):
+    return None
+  wide = ("" if b == "musicnn" else
+          "; or its wider band, whose first 96 bands are musicnn's: " +
+          ", ".join(f"{p}={want!r}" for p, want in MUSICNN_WIDE_AUDIO.items()))
+  return (f"model.backbone={b} with musicnn's checkpoint: it was trained on 16 kHz log-mels of 512-point frames, "
+          "hop 256, 96 bands over 0-8000 Hz; set " + ", ".join(off) + wide)
 
 
 def _branch_dropout_for_hybrid(v, _):
