@@ -210,6 +210,10 @@ CANDIDATES = {
                            "-5ep+first10+drop0.3+hybrid+bdrop0.5": f"{DROP} {HYBRID} --config.model.branch_dropout=0.5",
                            "-5ep+first10+drop0.3+freepats+hybrid+wide": f"{DROP} {FREEPATS} {HYBRID_WIDE}",
                            "-5ep+first10+drop0.3+hybrid+wide": f"{DROP} {HYBRID_WIDE}",
+                           "-5ep+first10+drop0.3+freepats+hybrid+wide+bdrop0.5": f"{DROP} {FREEPATS} {HYBRID_WIDE} "
+                                                                                 "--config.model.branch_dropout=0.5",
+                           "-5ep+first10+drop0.3+hybrid+wide+bdrop0.5": f"{DROP} {HYBRID_WIDE} "
+                                                                        "--config.model.branch_dropout=0.5",
                            "-5ep+first10+drop0.3+freepats+mfront": f"{DROP} {FREEPATS} {MFRONT}",
                            "-5ep+first10+drop0.3+mfront": f"{DROP} {MFRONT}",
                            }.items()
