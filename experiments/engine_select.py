@@ -25,6 +25,8 @@ import subprocess
 import sys
 import time
 
+from instruments_jax.configs.schema import MUSICNN_WIDE_AUDIO
+
 CNN8 = "--config=quick --config.model.backbone=cnn8"
 EP5 = "--config.train.epochs=5 --config.train.evaluation_epochs=5"  # the third round's choice
 FIRST10 = f"{EP5} --config.data.max_clip_seconds=10"  # fifth round: clips read up to their first 10 s
@@ -40,8 +42,7 @@ MUSICNN = ("--config.model.backbone=musicnn --config.model.weights=musicnn --con
 # stop 35: cnn8 from scratch beside frozen musicnn features (its back-end trains), one classifier over both
 HYBRID = MUSICNN.replace("backbone=musicnn", "backbone=cnn8+musicnn").replace("freeze=backbone", "freeze=features")
 # ... on musicnn's frames at 32 kHz, 117 bands spaced as its 96 (schema.MUSICNN_WIDE_AUDIO): cnn8 hears up to 15.7 kHz
-WIDE = ("--config.audio.sample_rate=32000 --config.audio.stft_window_size=1024 --config.audio.hop_size=512 "
-        "--config.audio.mel_bins=117 --config.audio.fmin=0 --config.audio.fmax=15688")
+WIDE = " ".join(f"--config.{path}={value}" for path, value in MUSICNN_WIDE_AUDIO.items())
 HYBRID_WIDE = " ".join(f for f in HYBRID.split() if not f.startswith("--config.audio.") or "chunk" in f) + " " + WIDE
 # ... and its control: cnn8 alone on musicnn's front end (16 kHz, 96 bands, 3 s windows)
 MFRONT = " ".join(f for f in MUSICNN.split() if f.startswith(("--config.audio.", "--config.prediction.")))

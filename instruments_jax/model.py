@@ -17,6 +17,7 @@ import keras
 from keras.utils import get_file
 
 from instruments_jax import musicnn
+from instruments_jax.configs.schema import MUSICNN_AUDIO
 from instruments_jax.data import sources
 
 IMAGENET_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -175,7 +176,7 @@ def build_model(cfg, input_shape: tuple | None = None, mixed_precision: bool | N
     sized = {"widths": tuple(round(w * width) for w in CNN8_WIDTHS)} if "cnn8" in cfg.model.backbone else {}
     if cfg.model.backbone == "cnn8+musicnn":
       sized["branch_dropout"] = float(cfg.model.branch_dropout)  # configs.validate: 0 for any other backbone
-      k = cfg.audio.sample_rate / 16000  # configs.validate: musicnn's frames at k times its rate
+      k = cfg.audio.sample_rate / MUSICNN_AUDIO["audio.sample_rate"]  # configs.validate: musicnn's frames at k times its rate
       sized["musicnn_db"] = -20 * math.log10(k)
     pool = cfg.model.pool  # panns: the backbone gives its feature map, and panns_pool pools it here
     backbone = BACKBONES[cfg.model.backbone](include_top=False, weights=None, input_shape=input_shape,

@@ -393,12 +393,16 @@ def musicnn_bands_match(v) -> bool:
   """Whether the front end's first 96 bands and frames are musicnn's: its filters, at k x its sample rate."""
   import librosa
 
-  k = v["audio.sample_rate"] / MUSICNN_AUDIO["audio.sample_rate"]
-  if (v["audio.stft_window_size"] != 512 * k or v["audio.hop_size"] != 256 * k or v["audio.fmin"] != 0
-      or v["audio.mel_bins"] < 96 or v["audio.fmax"] < 8000):
+  m = MUSICNN_AUDIO
+  k = v["audio.sample_rate"] / m["audio.sample_rate"]
+  if (v["audio.stft_window_size"] != m["audio.stft_window_size"] * k or v["audio.hop_size"] != m["audio.hop_size"] * k
+      or v["audio.fmin"] != m["audio.fmin"] or v["audio.mel_bins"] < m["audio.mel_bins"]
+      or v["audio.fmax"] < m["audio.fmax"]):
     return False
-  ours = librosa.mel_frequencies(v["audio.mel_bins"] + 2, fmin=0.0, fmax=float(v["audio.fmax"]))[:98]
-  return bool(abs(ours - librosa.mel_frequencies(98, fmin=0.0, fmax=8000.0)).max() < 0.5)  # Hz
+  edges = m["audio.mel_bins"] + 2  # each band's lower edge, centre and upper edge
+  ours = librosa.mel_frequencies(v["audio.mel_bins"] + 2, fmin=m["audio.fmin"], fmax=float(v["audio.fmax"]))[:edges]
+  theirs = librosa.mel_frequencies(edges, fmin=m["audio.fmin"], fmax=m["audio.fmax"])
+  return bool(abs(ours - theirs).max() < 0.5)  # Hz
 
 
 def _musicnn_front_end(v, _):
